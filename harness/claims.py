@@ -1,0 +1,204 @@
+"""The catalogue of claims: one record per canonical claim id (from the shared CLAIMS.md).
+
+Claims are paraphrased, never quoted; the posts' numbers carry over. Per-profile budgets live next to
+each claim's test in ``benchmarks/`` (they are part of what a run's config hash covers). A claim whose
+test does not exist yet is listed in the report as "not run: not implemented yet".
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from harness.profiles import UsageError
+
+POSTS = {
+    "fastai": "Image Classification with fastai (2019-01-29)",
+    "counting2": "Image Classification: Counting Part II (2019-02-01)",
+    "ltfn6": "Learn TensorFlow Now, Part 6: Weight Initialization",
+    "ltfn7": "Learn TensorFlow Now, Part 7: Optimization",
+    "ltfn8": "Learn TensorFlow Now, Part 8: Deeper ConvNets (VGG)",
+    "ltfn9": "Learn TensorFlow Now, Part 9: Saving and Restoring",
+    "ltfn10": "Learn TensorFlow Now, Part 10: CIFAR-10",
+    "ltfn11": "Learn TensorFlow Now, Part 11: Image Pre-processing",
+    "ltfn12": "Learn TensorFlow Now, Part 12: Bias and Variance",
+    "control": "control beyond the posts",
+}
+
+FAMILIES = {
+    "transfer": "Transfer learning on folder datasets",
+    "counting": "Counting circles (Part I and II)",
+    "init": "Weight initialisation vs activation scale (MNIST ConvNet)",
+    "optimizers": "Optimisers (SGD, momentum, Adam)",
+    "vgg_mnist": "VGG vs the 4-layer ConvNet on MNIST",
+    "params": "Parameter tables and checkpoints",
+    "cifar": "VGG on CIFAR-10",
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    family: str
+    post: str  # key of POSTS
+    claim: str  # paraphrase
+    posts_value: str  # the posts' number(s), as a short string
+    metric: str
+    decision: str  # the decision rule, in words
+    section: str = ""  # section of the shared CLAIMS.md
+
+    @property
+    def post_title(self) -> str:
+        return POSTS[self.post]
+
+
+_C = Claim
+CATALOGUE: dict[str, Claim] = {c.id: c for c in [
+    _C("paintings_resnet34_95pct", "transfer", "fastai",
+       "A frozen ImageNet ResNet-34 trained 5 epochs separates impressionist from modernist paintings.",
+       "95% (38/40)", "validation accuracy", "mean accuracy over split seeds >= 90%", "A1"),
+    _C("paintings_finetune_100pct", "transfer", "fastai",
+       "Unfreezing and 15 more epochs at slice(1e-4) reach perfect validation accuracy.",
+       "100% (40/40)", "validation error", "error <= 1/40 in most split seeds", "A2"),
+    _C("kittencat_resnet34_86pct", "transfer", "fastai",
+       "The same recipe tells cats from kittens at about 86%.",
+       "86% (57/66)", "validation accuracy", "mean accuracy CI overlaps the posts' band", "A3"),
+    _C("kittencat_lr_finder_sweet_spot", "transfer", "fastai",
+       "The LR finder shows a sweet spot between 1e-5 and 1e-3.",
+       "1e-5 .. 1e-3, pick 1e-4", "smoothed loss vs lr",
+       "loss mostly falls over [1e-5, 1e-3]; its minimum lies in [3e-4, 5e-3]", "A4"),
+    _C("kittencat_finetune_92pct", "transfer", "fastai",
+       "Fine-tuning the unfrozen net for 15 epochs lifts cats vs kittens to about 92%.",
+       "92% (61/66)", "validation accuracy", "gain over A3 across seeds", "A5"),
+    _C("counting_1to5_baseline_86pct", "counting", "fastai",
+       "A frozen ResNet-34 counts 1 to 5 circles at over 85% after 3 epochs.",
+       "86.4% (error .136)", "validation accuracy", "mean accuracy over seeds >= 85%", "A6"),
+    _C("counting_1to5_finetune_99pct", "counting", "fastai",
+       "Unfrozen fine-tuning for 15 epochs at slice(1e-4) reaches 99% on 1-5 circles.",
+       "99.8% (error .002)", "validation accuracy", "mean accuracy over seeds >= 99%", "A7"),
+    _C("counting_45to50_near_chance", "counting", "fastai",
+       "Counting 45-50 circles stays near chance (about 25%, at best 27%).",
+       "25-27% (6 classes, chance 16.7%)", "validation accuracy",
+       "accuracy well below 50% and in the posts' band", "A8"),
+    _C("counting_45to49_sensible_transforms_100pct", "counting", "counting2",
+       "With 5,000 images per class and dihedral-only transforms, 45-49 circles are counted perfectly.",
+       "100% (error 0 at epochs 13-15)", "validation error", "share of seeds with final error <= 0.001", "B1"),
+    _C("counting_various_sizes_100pct", "counting", "counting2",
+       "The Part II recipe still counts perfectly with circles of random sizes.",
+       "100% (error 0 at epochs 12-15)", "validation error", "share of seeds with final error <= 0.001", "B2"),
+    _C("counting_pixel_baseline", "counting", "control",
+       "A non-learned counter from blue-pixel area: where is a CNN needed at all?",
+       "(none; posts say pixels would solve equal circles)", "accuracy", "per dataset accuracy", "B"),
+    _C("counting_part2_ablation", "counting", "control",
+       "Factorial over data size, transforms, schedule and class count attributes Part II's jump.",
+       "(none)", "validation accuracy", "main effects with CIs", "A8/B1"),
+    _C("counting_from_scratch", "counting", "control",
+       "The counting runs without ImageNet weights.", "(none)", "validation accuracy",
+       "reported per dataset", "A"),
+    _C("counting_regression_head", "counting", "control",
+       "Counting posed as regression (MSE head), accuracy after rounding.", "(none)",
+       "rounded accuracy", "reported per dataset", "A10"),
+    _C("ltfn6_large_init_overconfident", "init", "ltfn6",
+       "N(0,1) weights make activations explode layer by layer and the softmax saturate.",
+       "test cost 15,083; accuracy 81.88%; layer 4 in +-20,000", "test cost, accuracy, spread ratio",
+       "spread(layer4)/spread(layer1) >= 1e3, cost > 1e3, accuracy in 70-90%", "D1"),
+    _C("ltfn6_small_init_no_learning", "init", "ltfn6",
+       "Weights scaled by 0.01 give uniform predictions and no learning.",
+       "cost 2.3025865; accuracy 5.02%", "test cost, accuracy",
+       "cost within 1e-3 of ln 10 and accuracy in the chance band", "D2"),
+    _C("ltfn6_he_xavier_init_better", "init", "ltfn6",
+       "He init for ReLU convs and Xavier for the output layer train much better.",
+       "much better (numbers lost)", "test accuracy, spread ratio",
+       "accuracy > 90%, cost < 0.5, layer spreads within 10x", "D3"),
+    _C("ltfn6_init_controlled", "init", "control",
+       "The three inits compared at one learning rate and at tuned rates (removes the 1e-7 vs 1e-3 confound).",
+       "(none)", "test accuracy", "ranking survives the control", "D2"),
+    _C("ltfn7_optimizer_2d_comparison", "optimizers", "ltfn7",
+       "On the Beale surface from (1, 1.5): SGD is slow, momentum overshoots, Adam is a reasonable balance.",
+       "120 steps: SGD short of the minimum; momentum overshoots; Adam balanced",
+       "distance to (3, 0.5), max x, final f",
+       "SGD > 0.5 from the minimum; momentum max x > 3; Adam max x <= 3 and f between momentum and SGD",
+       "D4"),
+    _C("ltfn7_optimizers_on_mnist", "optimizers", "control",
+       "SGD vs momentum vs Adam on the He-init MNIST ConvNet over seeds.", "(none)",
+       "test accuracy, steps to target", "seed-paired tests with Holm", "D4"),
+    _C("ltfn8_mnist_vgg_979_vs_973", "vgg_mnist", "ltfn8",
+       "The modified VGG beats the previous best ConvNet on MNIST, 97.9% vs 97.3%.",
+       "97.9% vs 97.3%", "test accuracy", "one-sided Welch after Holm and BCa CI of the gap > 0", "D5"),
+    _C("ltfn8_vgg_param_tables", "params", "ltfn8",
+       "The posts' tables of per-layer weight counts and output shapes for VGG-16 and the modified VGG.",
+       "VGG-16 138,344,128 weights; modified VGG 16,062,144", "per-layer weights and shapes",
+       "every row equals the count of the built network; mismatches listed as errata", "D6"),
+    _C("ltfn9_checkpoint_184mb", "params", "ltfn9",
+       "A checkpoint of the modified VGG takes 184 MB.", "184M (data file)", "checkpoint bytes",
+       "size within 1% of 184 MiB; breakdown parameters vs optimiser moments", "D7"),
+    _C("ltfn9_checkpoint_restore_roundtrip", "params", "control",
+       "Save, restore in a fresh process (and without the model class) with identical predictions.",
+       "(restore works)", "max |prediction difference|", "bit-identical logits after restore", "D7"),
+    _C("ltfn10_cifar_vgg_71pct", "cifar", "ltfn10",
+       "The VGG reaches about 71% test accuracy on CIFAR-10 after 10,000 steps.",
+       "~71% test (train 82-87%)", "test accuracy", "CI of the mean inside the equivalence band", "D8"),
+    _C("ltfn11_mean_subtraction_gain", "cifar", "ltfn11",
+       "Subtracting the mean image moves CIFAR-10 accuracy from 70.9% to 72.5%.",
+       "70.9% -> 72.5%", "test accuracy difference", "BCa CI of the difference excludes 0", "D9"),
+    _C("ltfn12_bias_variance_gap", "cifar", "ltfn12",
+       "Training accuracy (~84%) sits well above test accuracy (~73%).",
+       "train ~84% vs test 72.56%; first cost 131.96", "train - test accuracy",
+       "gap >= 5 points over seeds; test cost >= 1.5x train cost", "D10"),
+]}
+
+
+def get_claim(claim_id: str) -> Claim:
+    try:
+        return CATALOGUE[claim_id]
+    except KeyError:
+        raise UsageError(unknown_claim_message(claim_id)) from None
+
+
+def unknown_claim_message(claim_id: str) -> str:
+    close = difflib.get_close_matches(claim_id, CATALOGUE, n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return (f"unknown claim id {claim_id!r}.{hint} Valid ids: {', '.join(sorted(CATALOGUE))}")
+
+
+def parse_claim_ids(text: str | None) -> tuple[str, ...] | None:
+    """Parse ``--claims id1,id2``; unknown ids are a UsageError listing the valid ones."""
+    if not text:
+        return None
+    ids = tuple(s.strip() for s in text.split(",") if s.strip())
+    for cid in ids:
+        get_claim(cid)
+    return ids
+
+
+@dataclass(frozen=True)
+class Case:
+    """One parametrised claim test: a claim, optionally one sub-claim ``variant``, and its budgets.
+
+    ``primary`` variants make up the claim's headline verdict; secondary ones (e.g. the repository's
+    100-step variant next to the posts' 120) are shown on the family page only.
+    """
+
+    claim_id: str
+    budgets: dict  # profile name -> harness.profiles.Budget
+    variant: str = ""
+    primary: bool = True
+    params: tuple = ()  # (key, value) pairs, hashable and part of the run config
+
+    def __post_init__(self) -> None:
+        get_claim(self.claim_id)
+        from harness.profiles import PROFILES
+
+        missing = set(PROFILES) - set(self.budgets)
+        if missing:
+            raise ValueError(f"{self.claim_id}: no budget for profile(s) {sorted(missing)}")
+
+    @property
+    def claim(self) -> Claim:
+        return CATALOGUE[self.claim_id]
+
+    @property
+    def param(self) -> dict:
+        return dict(self.params)
+
+    def __str__(self) -> str:
+        return f"{self.claim_id}-{self.variant}" if self.variant else self.claim_id

@@ -1,0 +1,74 @@
+"""Device resolution and per-device training settings (bf16 autocast on CUDA, fp32 on CPU)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+from typing import ContextManager
+
+import torch
+
+from harness.profiles import UsageError
+
+DEVICE_ENV = "CLAIMBENCH_DEVICE"
+VALID_DEVICES = "auto, cpu, cuda, cuda:N"
+
+
+def resolve_device(spec: str | None) -> torch.device:
+    """Turn ``--device`` (auto / cpu / cuda / cuda:N) into a torch.device; a bad value is a UsageError."""
+    spec = (spec or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    m = re.fullmatch(r"cuda(?::(\d+))?", spec)
+    if not m:
+        raise UsageError(f"unknown device {spec!r}; valid values: {VALID_DEVICES}")
+    if not torch.cuda.is_available():
+        raise UsageError(f"device {spec!r} asked for, but CUDA is not available here; use --device cpu or auto")
+    index = int(m.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise UsageError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return torch.device("cuda", index)
+
+
+def device_name(device: torch.device) -> str:
+    """A human name for the report: the GPU model, or the CPU model and thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU ({cpu}, {torch.get_num_threads()} threads)"
+
+
+def autocast(device: torch.device) -> ContextManager:
+    """bf16 autocast on CUDA (the posts' scale runs there); exact fp32 on CPU for bit-reproducibility."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "cuda": torch.version.cuda or "none",
+    }

@@ -1,0 +1,250 @@
+"""The claimbench pytest plugin: options, markers, the ``claimbench`` fixture, verdicts and the report.
+
+Loaded by the repository's ``conftest.py``. Options (group "claimbench"), each with an environment
+fallback so tox and CI can set them:
+
+    --profile {smoke,cpu,full}   CLAIMBENCH_PROFILE   (default cpu)
+    --seeds N | a,b,c | lo-hi    CLAIMBENCH_SEEDS     (default: each claim's budget)
+    --device auto|cpu|cuda|cuda:N CLAIMBENCH_DEVICE   (default auto)
+    --data-dir DIR               CLAIMBENCH_DATA_DIR
+    --allow-download             CLAIMBENCH_ALLOW_DOWNLOAD=1
+    --report-dir DIR             CLAIMBENCH_REPORT_DIR (default reports/)
+    --fresh                      re-run even when the store holds a finished run with the same config
+    --claims id1,id2             run only these claim ids (unknown ids are a usage error)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import pytest
+import torch
+
+from harness import report as report_mod
+from harness.claims import Case, get_claim, parse_claim_ids
+from harness.device import device_name, resolve_device, versions
+from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
+from harness.store import Store, now_utc
+from harness.verdict import LABELS, NOT_RUN, Outcome
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_KEY = pytest.StashKey["ClaimBench"]()
+MARKERS = {
+    "gpu": "needs CUDA (skipped as 'not run: device' without it)",
+    "data": "needs a dataset from --data-dir (skipped as 'not run: data' without it)",
+    "slow": "slow even within its profile; deselect with -m 'not slow'",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("claimbench", "claimbench: re-running the posts' claims")
+    g.addoption("--profile", default=None, help="smoke | cpu | full (env CLAIMBENCH_PROFILE; default cpu)")
+    g.addoption("--seeds", default=None,
+                help="seeds for every arm: a count (5), a list (0,3,7) or a range (10-14) "
+                     "(env CLAIMBENCH_SEEDS; default: each claim's budget for the profile)")
+    g.addoption("--device", default=None, help="auto | cpu | cuda | cuda:N (env CLAIMBENCH_DEVICE)")
+    g.addoption("--data-dir", default=None, help="folder holding the datasets (env CLAIMBENCH_DATA_DIR)")
+    g.addoption("--allow-download", action="store_true", default=None,
+                help="let torchvision download missing datasets / weights (env CLAIMBENCH_ALLOW_DOWNLOAD=1)")
+    g.addoption("--report-dir", default=None,
+                help="where the store and the markdown report go (env CLAIMBENCH_REPORT_DIR; default reports/)")
+    g.addoption("--fresh", action="store_true", default=False,
+                help="re-run every run instead of resuming finished ones from the store")
+    g.addoption("--claims", default=None, help="comma-separated claim ids to run (others deselected)")
+
+
+@dataclass
+class ClaimBench:
+    """Session state shared by every claim test."""
+
+    profile: Any
+    seeds: tuple[int, ...] | None
+    device: torch.device
+    device_name: str
+    data_dir: Path | None
+    allow_download: bool
+    report_dir: Path
+    fresh: bool
+    claims: tuple[str, ...] | None
+    session_verdicts: list[dict] = field(default_factory=list)
+
+    @property
+    def store(self) -> Store:
+        return Store(self.report_dir / "store")
+
+    def start(self, case: Case) -> "ClaimContext":
+        budget: Budget = case.budgets[self.profile.name]
+        ctx = ClaimContext(self, case, budget, seeds_for(budget, self.seeds))
+        if budget.needs_cuda and self.device.type != "cuda":
+            ctx.not_run("device", f"the {self.profile.name} profile of this claim needs CUDA; "
+                                  f"running on {self.device_name}")
+        return ctx
+
+
+@dataclass
+class ClaimContext:
+    bench: ClaimBench
+    case: Case
+    budget: Budget
+    seeds: tuple[int, ...]
+
+    @property
+    def claim(self):
+        return self.case.claim
+
+    @property
+    def profile(self) -> str:
+        return self.bench.profile.name
+
+    @property
+    def device(self) -> torch.device:
+        return self.bench.device
+
+    def run(self, arm: str, seed: int, fn: Callable[[], dict], config: dict | None = None) -> dict:
+        """One stored, resumable run of an arm with a seed; ``fn`` returns the result fields."""
+        cfg = {"budget": self.budget.as_config(), "params": self.case.param, "variant": self.case.variant,
+               **(config or {})}
+        return self.bench.store.run(claim_id=self.case.claim_id, profile=self.profile, arm=arm,
+                                    config=cfg, seed=seed, device=str(self.device),
+                                    device_name=self.bench.device_name, fn=fn, fresh=self.bench.fresh)
+
+    def not_run(self, reason_kind: str, detail: str) -> NoReturn:
+        self.conclude(Outcome(NOT_RUN, ours="—", not_run_reason=reason_kind, reason=detail))
+        raise AssertionError("unreachable")  # conclude() skipped
+
+    def conclude(self, outcome: Outcome) -> None:
+        """Store the verdict, then turn it into the test outcome (see harness.verdict)."""
+        claim = self.claim
+        verdict, reason_kind, reason = outcome.verdict, outcome.not_run_reason, outcome.reason
+        smoke_note = ""
+        if not self.bench.profile.gives_verdicts and verdict != NOT_RUN:
+            smoke_note = LABELS[verdict]
+            verdict, reason_kind = NOT_RUN, "profile"
+            reason = (f"the {self.profile} profile checks the machinery only "
+                      f"(its would-be outcome: {smoke_note})")
+        rec = {
+            "kind": "verdict", "claim_id": claim.id, "variant": self.case.variant,
+            "primary": self.case.primary, "family": claim.family, "profile": self.profile,
+            "verdict": verdict, "not_run_reason": reason_kind, "reason": reason,
+            "posts_value": claim.posts_value, "ours": outcome.ours, "ours_stats": outcome.ours_stats,
+            "seeds": list(self.seeds), "device": str(self.device), "device_name": self.bench.device_name,
+            "deviation": self.budget.deviation, "budget": self.budget.as_config(),
+            "checks": [c.as_dict() for c in outcome.checks], "tables": outcome.tables,
+            "figures": outcome.figures, "notes": outcome.notes, "details": outcome.details,
+            "recorded_at": now_utc(),
+        }
+        self.bench.store.append(rec)
+        self.bench.session_verdicts.append(rec)
+        label = f"{self.case}: {LABELS[verdict]}"
+        if verdict == NOT_RUN:
+            if smoke_note:
+                return  # smoke: the machinery worked, no verdict
+            pytest.skip(f"{label} ({reason_kind}): {reason}")
+        failing = "; ".join(f"{c.name}: expected {c.expected}, observed {c.observed}"
+                            for c in outcome.checks if c.passed is not True)
+        msg = (f"{label} — posts: {claim.posts_value}; ours: {outcome.ours} "
+               f"[profile {self.profile}, {self.bench.device_name}]"
+               + (f"; {failing}" if failing else "") + (f"; {reason}" if reason else ""))
+        if verdict == "not_reproduced":
+            pytest.fail(msg, pytrace=False)
+        if verdict == "inconclusive":
+            pytest.xfail("inconclusive: " + msg)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, doc in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {doc}")
+    opt = config.getoption
+    try:
+        profile = get_profile(opt("--profile"))
+        seeds = parse_seeds(opt("--seeds") if opt("--seeds") is not None
+                            else os.environ.get("CLAIMBENCH_SEEDS"))
+        device = resolve_device(opt("--device"))
+        claims = parse_claim_ids(opt("--claims"))
+    except UsageError as e:
+        raise pytest.UsageError(str(e)) from None
+    data_dir = opt("--data-dir") or os.environ.get("CLAIMBENCH_DATA_DIR")
+    report_dir = opt("--report-dir") or os.environ.get("CLAIMBENCH_REPORT_DIR") or str(ROOT / "reports")
+    allow = opt("--allow-download")
+    config.stash[STATE_KEY] = ClaimBench(
+        profile=profile, seeds=seeds, device=device, device_name=device_name(device),
+        data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
+        allow_download=bool(allow) if allow is not None else _env_flag("CLAIMBENCH_ALLOW_DOWNLOAD"),
+        report_dir=Path(report_dir).expanduser().resolve(), fresh=bool(opt("--fresh")), claims=claims,
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    s = config.stash[STATE_KEY]
+    v = versions()
+    seeds = ",".join(map(str, s.seeds)) if s.seeds is not None else "per-claim budget"
+    return [
+        f"claimbench: profile={s.profile.name} ({s.profile.description})",
+        f"claimbench: device={s.device} [{s.device_name}] seeds={seeds}",
+        f"claimbench: torch {v['torch']}, torchvision {v['torchvision']}, CUDA {v['cuda']}, "
+        f"numpy {v['numpy']}, python {v['python']}",
+        f"claimbench: data-dir={s.data_dir or '(none)'} download={'allowed' if s.allow_download else 'off'} "
+        f"report-dir={s.report_dir}",
+    ]
+
+
+def _case_of(item: pytest.Item) -> Case | None:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for v in params.values():
+        if isinstance(v, Case):
+            return v
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    s = config.stash[STATE_KEY]
+    keep, drop = [], []
+    for item in items:
+        case = _case_of(item)
+        if case is None:
+            keep.append(item)
+            continue
+        if s.claims is not None and case.claim_id not in s.claims:
+            drop.append(item)
+            continue
+        if case.budgets[s.profile.name].needs_cuda:
+            item.add_marker(pytest.mark.gpu)
+        keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def claimbench(pytestconfig: pytest.Config) -> ClaimBench:
+    return pytestconfig.stash[STATE_KEY]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    s = config.stash.get(STATE_KEY, None)
+    if s is None or not s.session_verdicts:
+        return
+    tr = terminalreporter
+    tr.section(f"claimbench verdicts (profile {s.profile.name}, {s.device_name})")
+    width = max(len(f"{r['claim_id']}-{r['variant']}") for r in s.session_verdicts)
+    for r in s.session_verdicts:
+        name = f"{r['claim_id']}-{r['variant']}" if r["variant"] else r["claim_id"]
+        label = LABELS[r["verdict"]] + (f" ({r['not_run_reason']})" if r["verdict"] == NOT_RUN else "")
+        tr.write_line(f"{name:<{width}}  {label:<22} ours: {r['ours']}   posts: {r['posts_value']}")
+    tr.write_line(f"report: {s.report_dir / 'README.md'}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    s = session.config.stash.get(STATE_KEY, None)
+    if s is None or not s.session_verdicts:
+        return
+    report_mod.build(s.report_dir / "store", s.report_dir)
+
+
+__all__ = ["ClaimBench", "ClaimContext", "get_claim"]

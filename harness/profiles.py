@@ -1,0 +1,108 @@
+"""Profiles (smoke / cpu / full), per-claim budgets, and parsing of ``--profile`` / ``--seeds``.
+
+A profile is a named scale. ``smoke`` checks the machinery in seconds and never issues a verdict;
+``cpu`` runs scaled-down analogues that still decide qualitative claims on 2 cores; ``full`` is the
+posts' own scale, meant for one GPU. Each claim declares a :class:`Budget` per profile next to its test.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+class UsageError(ValueError):
+    """A bad option value; the message lists the valid values."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    gives_verdicts: bool
+    default_seeds: int  # used when a claim's budget does not set its own seed count
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", "seconds per claim; checks the machinery, never a verdict", False, 1),
+    "cpu": Profile("cpu", "scaled-down analogues that decide qualitative claims on 2 CPU cores", True, 4),
+    "full": Profile("full", "the posts' own scale, meant for one GPU", True, 5),
+}
+DEFAULT_PROFILE = "cpu"
+PROFILE_ENV = "CLAIMBENCH_PROFILE"
+SEEDS_ENV = "CLAIMBENCH_SEEDS"
+
+
+def get_profile(name: str | None) -> Profile:
+    """Resolve a profile name (None -> $CLAIMBENCH_PROFILE -> ``cpu``)."""
+    if name is None or name == "":
+        name = os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}"
+        ) from None
+
+
+def parse_seeds(text: str | None) -> tuple[int, ...] | None:
+    """Parse ``--seeds``: a count ``5`` (-> 0..4), a list ``0,3,7``, or a range ``10-14``.
+
+    Returns None when not given, so each claim uses its budget's seed count.
+    """
+    if text is None or str(text).strip() == "":
+        return None
+    text = str(text).strip()
+    try:
+        if "," in text:
+            seeds = tuple(int(s) for s in text.split(",") if s.strip() != "")
+        elif "-" in text.lstrip("-"):
+            lo, hi = text.split("-", 1)
+            lo_i, hi_i = int(lo), int(hi)
+            if hi_i < lo_i:
+                raise ValueError
+            seeds = tuple(range(lo_i, hi_i + 1))
+        else:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            seeds = tuple(range(count))
+    except ValueError:
+        raise UsageError(
+            f"malformed --seeds {text!r}; give a count (5), a list (0,3,7) or a range (10-14)"
+        ) from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(f"malformed --seeds {text!r}: seeds must be distinct non-negative integers")
+    return seeds
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one claim may spend under one profile.
+
+    ``settings`` holds the claim-specific knobs (steps, widths, subset sizes, ...); ``deviation`` says in
+    words how this profile departs from the posts' setup, and is printed next to the verdict.
+    """
+
+    seeds: int = 1  # seeds per arm unless --seeds overrides
+    needs_cuda: bool = False
+    deviation: str = ""  # "" means: the posts' own setup
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.settings[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.settings.get(key, default)
+
+    def with_settings(self, **kw: Any) -> "Budget":
+        return dataclasses.replace(self, settings={**self.settings, **kw})
+
+    def as_config(self) -> dict[str, Any]:
+        return {"needs_cuda": self.needs_cuda, "settings": dict(self.settings)}
+
+
+def seeds_for(budget: Budget, override: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The seed list every arm of a claim shares: ``--seeds`` when given, else the budget's count."""
+    return override if override is not None else tuple(range(budget.seeds))

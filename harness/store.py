@@ -1,0 +1,210 @@
+"""The result store: append-only JSON lines, one record per run or verdict, with provenance.
+
+Layout: ``<store dir>/runs.jsonl``. Each line is one JSON object carrying ``_sha`` (sha256 of the rest of
+the object, canonically encoded), so a line that was edited or damaged is detected even when it still
+parses. Two kinds of record:
+
+* ``kind == "run"``: one training/measurement run of one claim arm with one seed (its config hash,
+  per-epoch metrics, final metrics, wall seconds, device and versions).
+* ``kind == "verdict"``: a claim's decision for one profile (posts' value, ours with CI, checks, tables and
+  figure data). The report is built from these alone.
+
+Writes are atomic at the line level: a line is written with one ``write`` call under an exclusive lock,
+then fsync'd. If a writer was killed mid-line, the torn tail (no trailing newline) is moved to
+``runs.jsonl.torn`` on the next write and ignored (with a warning naming file and line) on read, so a
+half-written record is never used and nothing is silently lost. A damaged line in the middle of the file
+stops reading with an error that names the file and the line.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from harness.device import versions
+
+STORE_FILE = "runs.jsonl"
+SCHEMA = 1
+
+
+class StoreCorruptError(RuntimeError):
+    """A line of the store cannot be trusted; the message names the file and the line number."""
+
+
+class StoreWarning(UserWarning):
+    pass
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True, default=_default)
+
+
+def _default(o: Any) -> Any:
+    if hasattr(o, "as_dict"):
+        return o.as_dict()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot store {type(o).__name__} in a record")
+
+
+def config_hash(config: dict) -> str:
+    """Stable hash of a run's configuration (claim, profile, arm, budget, device type; not the seed)."""
+    return hashlib.sha256(canonical(config).encode()).hexdigest()[:16]
+
+
+def _line_sha(record: dict) -> str:
+    body = {k: v for k, v in record.items() if k != "_sha"}
+    return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+
+def now_utc() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@lru_cache(maxsize=1)
+def git_info() -> dict[str, Any]:
+    """Commit of the checkout the harness runs from and whether it had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        return {"commit": commit, "dirty": bool(status.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+@lru_cache(maxsize=1)
+def provenance() -> dict[str, Any]:
+    return {"versions": versions(), "git": git_info(), "host": socket.gethostname()}
+
+
+class Store:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.path = self.root / STORE_FILE
+
+    # writing
+    def append(self, record: dict) -> dict:
+        """Append one record atomically; returns the record as stored (with ``_sha``)."""
+        rec = dict(record)
+        rec.setdefault("schema", SCHEMA)
+        rec.setdefault("recorded_at", now_utc())
+        rec["_sha"] = _line_sha(rec)
+        line = (canonical(rec) + "\n").encode()
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._quarantine_torn_tail(fd)
+            written = os.write(fd, line)
+            if written != len(line):  # a short write to a regular file: disk full or similar
+                raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        return rec
+
+    def _quarantine_torn_tail(self, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return
+        os.lseek(fd, size - 1, os.SEEK_SET)
+        if os.read(fd, 1) == b"\n":
+            return
+        # find the start of the torn line and move it aside before appending after it
+        with open(self.path, "rb") as f:
+            data = f.read()
+        start = data.rfind(b"\n") + 1
+        with open(self.path.with_name(STORE_FILE + ".torn"), "ab") as torn:
+            torn.write(data[start:] + b"\n")
+        os.ftruncate(fd, start)
+        warnings.warn(f"{self.path}: moved an interrupted, half-written last line to "
+                      f"{STORE_FILE}.torn", StoreWarning, stacklevel=3)
+
+    # reading
+    def records(self) -> list[dict]:
+        return list(self.iter_records())
+
+    def iter_records(self) -> Iterator[dict]:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            data = f.read()
+        lines = data.split(b"\n")
+        torn = lines.pop()  # b"" when the file ends with a newline
+        for lineno, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise StoreCorruptError(f"{self.path}:{lineno}: not valid JSON ({e.msg if hasattr(e, 'msg') else e}); "
+                                        "fix or remove that line, nothing was read past it") from None
+            if not isinstance(rec, dict) or rec.get("_sha") != _line_sha(rec):
+                raise StoreCorruptError(f"{self.path}:{lineno}: checksum mismatch, the record was altered "
+                                        "or damaged; fix or remove that line")
+            yield rec
+        if torn.strip():
+            warnings.warn(f"{self.path}:{len(lines) + 1}: ignoring an interrupted, half-written last "
+                          "line (it is moved to runs.jsonl.torn on the next write)", StoreWarning,
+                          stacklevel=2)
+
+    def runs(self, claim_id: str | None = None, profile: str | None = None) -> list[dict]:
+        return [r for r in self.iter_records() if r.get("kind") == "run"
+                and (claim_id is None or r["claim_id"] == claim_id)
+                and (profile is None or r["profile"] == profile)]
+
+    def find_run(self, claim_id: str, profile: str, cfg_hash: str, seed: int) -> dict | None:
+        found = None
+        for r in self.runs(claim_id, profile):
+            if r.get("config_hash") == cfg_hash and r.get("seed") == seed and r.get("status") == "finished":
+                found = r  # the latest one wins
+        return found
+
+    def latest_verdicts(self) -> dict[tuple[str, str, str], dict]:
+        """The newest verdict per (claim id, variant, profile)."""
+        out: dict[tuple[str, str, str], dict] = {}
+        for r in self.iter_records():
+            if r.get("kind") == "verdict":
+                out[(r["claim_id"], r.get("variant", ""), r["profile"])] = r
+        return out
+
+    # resume
+    def run(self, *, claim_id: str, profile: str, arm: str, config: dict, seed: int, device: str,
+            device_name: str, fn: Callable[[], dict], fresh: bool = False) -> dict:
+        """Return the finished run for this (claim, profile, arm config, seed) or run ``fn`` and store it.
+
+        ``fn`` returns a dict of results (``history``, ``final``, ``wall_s``, ...). A run that raises is
+        not stored, so the next invocation runs it again.
+        """
+        key = {"claim_id": claim_id, "profile": profile, "arm": arm, "config": config,
+               "device_type": device.split(":")[0]}
+        h = config_hash(key)
+        if not fresh:
+            done = self.find_run(claim_id, profile, h, seed)
+            if done is not None:
+                return {**done, "resumed": True}
+        started = now_utc()
+        result = fn()
+        rec = {
+            "kind": "run", "status": "finished", "claim_id": claim_id, "profile": profile, "arm": arm,
+            "seed": seed, "config": config, "config_hash": h, "device": device,
+            "device_name": device_name, "started_at": started, "finished_at": now_utc(),
+            **provenance(), **result,
+        }
+        return {**self.append(rec), "resumed": False}
