@@ -1,0 +1,85 @@
+"""Option parsing: profiles, seeds, devices and claim ids; bad values are usage errors listing valid ones."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.claims import CATALOGUE, Case, parse_claim_ids
+from harness.device import resolve_device
+from harness.profiles import PROFILES, Budget, UsageError, get_profile, parse_seeds, seeds_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_profiles(monkeypatch):
+    monkeypatch.delenv("CLAIMBENCH_PROFILE", raising=False)
+    assert get_profile(None).name == "cpu"
+    monkeypatch.setenv("CLAIMBENCH_PROFILE", "smoke")
+    assert get_profile(None).name == "smoke" and get_profile("full").name == "full"
+    with pytest.raises(UsageError, match="valid profiles: smoke, cpu, full"):
+        get_profile("gpu")
+    assert not PROFILES["smoke"].gives_verdicts and PROFILES["cpu"].gives_verdicts
+
+
+@pytest.mark.parametrize("text,seeds", [("3", (0, 1, 2)), ("0,3,7", (0, 3, 7)), ("10-12", (10, 11, 12)),
+                                        (None, None), ("", None)])
+def test_parse_seeds(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "a", "3-1", "1,1", "1,x"])
+def test_malformed_seeds(bad):
+    with pytest.raises(UsageError, match="seeds"):
+        parse_seeds(bad)
+
+
+def test_every_arm_gets_the_same_seeds():
+    b = Budget(seeds=4)
+    assert seeds_for(b, None) == (0, 1, 2, 3) and seeds_for(b, (7, 9)) == (7, 9)
+
+
+def test_devices():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(UsageError, match="auto, cpu, cuda, cuda:N"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+
+
+def test_claim_ids():
+    assert parse_claim_ids("ltfn9_checkpoint_184mb") == ("ltfn9_checkpoint_184mb",)
+    with pytest.raises(UsageError, match="Did you mean: ltfn9_checkpoint_184mb"):
+        parse_claim_ids("ltfn9_checkpoint_184")
+    assert len(CATALOGUE) == 27
+
+
+def test_case_needs_a_budget_per_profile_and_a_known_id():
+    with pytest.raises(ValueError, match="no budget"):
+        Case("ltfn9_checkpoint_184mb", {"cpu": Budget()})
+    with pytest.raises(UsageError):
+        Case("nope", {p: Budget() for p in PROFILES})
+
+
+def _pytest(*args):
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_command_line_usage_errors_and_collection():
+    bad = _pytest("benchmarks", "--collect-only", "-q", "--profile", "gpu")
+    assert bad.returncode == 4 and "valid profiles: smoke, cpu, full" in bad.stderr
+    bad = _pytest("benchmarks", "--collect-only", "-q", "--claims", "ltfn9_checkpoint")
+    assert bad.returncode == 4 and "unknown claim id" in bad.stderr
+    bad = _pytest("benchmarks", "--collect-only", "-q", "--seeds", "two")
+    assert bad.returncode == 4 and "malformed --seeds" in bad.stderr
+    ok = _pytest("benchmarks", "--collect-only", "-q", "--profile", "smoke")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    for cid in ("ltfn8_vgg_param_tables", "ltfn9_checkpoint_184mb", "ltfn9_checkpoint_restore_roundtrip",
+                "ltfn7_optimizer_2d_comparison"):
+        assert cid in ok.stdout
+    one = _pytest("benchmarks", "--collect-only", "-q", "-k", "ltfn9_checkpoint_184mb")
+    assert one.stdout.count("ltfn9_checkpoint_184mb") == 1

@@ -1,0 +1,138 @@
+"""The result store: atomic appends, corruption reporting, a writer killed mid-run, resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.store import Store, StoreCorruptError, StoreWarning, config_hash
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(store, seed, calls, fresh=False, config=None):
+    def fn():
+        calls.append(seed)
+        return {"final": {"acc": 0.5 + seed / 100}, "wall_s": 0.01}
+
+    return store.run(claim_id="ltfn7_optimizer_2d_comparison", profile="cpu", arm="a",
+                     config=config or {"lr": 0.1}, seed=seed, device="cpu", device_name="CPU",
+                     fn=fn, fresh=fresh)
+
+
+def test_append_and_read_back_with_provenance(tmp_path):
+    store = Store(tmp_path)
+    rec = _run(store, 0, [])
+    assert rec["resumed"] is False and rec["status"] == "finished"
+    (back,) = store.records()
+    for key in ("claim_id", "profile", "config", "config_hash", "seed", "final", "wall_s", "device_name",
+                "versions", "git", "started_at", "finished_at"):
+        assert key in back
+    assert set(back["versions"]) >= {"python", "torch", "torchvision", "numpy"}
+    assert "dirty" in back["git"]
+
+
+def test_resume_reuses_finished_runs_unless_fresh(tmp_path):
+    store, calls = Store(tmp_path), []
+    for s in (0, 1):
+        _run(store, s, calls)
+    again = _run(store, 1, calls)
+    assert calls == [0, 1] and again["resumed"] is True and again["final"]["acc"] == 0.51
+    _run(store, 1, calls, config={"lr": 0.2})  # a different config is a different run
+    _run(store, 1, calls, fresh=True)
+    assert calls == [0, 1, 1, 1]
+
+
+def test_failed_run_is_not_stored(tmp_path):
+    store = Store(tmp_path)
+    with pytest.raises(RuntimeError):
+        store.run(claim_id="x", profile="cpu", arm="a", config={}, seed=0, device="cpu", device_name="CPU",
+                  fn=lambda: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert store.records() == []
+
+
+def test_config_hash_is_stable_and_order_free():
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_corrupted_line_is_reported_with_file_and_line(tmp_path):
+    store = Store(tmp_path)
+    for s in range(3):
+        _run(store, s, [])
+    lines = store.path.read_text().splitlines()
+    lines[1] = lines[1].replace('"acc":0.51', '"acc":0.99')  # still valid JSON, but altered
+    store.path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(StoreCorruptError, match=r"runs\.jsonl:2: checksum mismatch"):
+        store.records()
+    lines[1] = "{not json"
+    store.path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(StoreCorruptError, match=r"runs\.jsonl:2: not valid JSON"):
+        store.records()
+
+
+def test_torn_tail_is_ignored_then_quarantined(tmp_path):
+    store = Store(tmp_path)
+    _run(store, 0, [])
+    with open(store.path, "ab") as f:
+        f.write(b'{"kind": "run", "claim_id": "half-writ')
+    with pytest.warns(StoreWarning, match=r"runs\.jsonl:2: ignoring an interrupted"):
+        assert len(store.records()) == 1
+    with pytest.warns(StoreWarning) as caught:
+        _run(store, 1, [])
+    assert any("moved an interrupted" in str(w.message) for w in caught)
+    assert len(store.records()) == 2
+    assert b"half-writ" in (tmp_path / "runs.jsonl.torn").read_bytes()
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from harness.store import Store
+    store = Store(sys.argv[2])
+    payload = "x" * 200_000  # big lines make a kill inside a write likely
+    i = 0
+    while True:
+        store.append({"kind": "run", "claim_id": "c", "profile": "cpu", "seed": i, "status": "finished",
+                      "config_hash": "h", "blob": payload})
+        i += 1
+""")
+
+
+def test_writer_killed_mid_run_leaves_no_partial_record(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(ROOT), str(tmp_path)])
+    deadline = time.time() + 30
+    store = Store(tmp_path)
+    while time.time() < deadline and (not store.path.exists() or store.path.stat().st_size < 3_000_000):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        recs = store.records()
+    assert len(recs) >= 10
+    assert [r["seed"] for r in recs] == list(range(len(recs)))  # complete, in order, none half-used
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        store.append({"kind": "run", "claim_id": "c", "seed": -1})  # resuming writes after a clean tail
+        assert store.records()[-1]["seed"] == -1
+    for line in store.path.read_bytes().splitlines():
+        json.loads(line)
+
+
+def test_interrupted_suite_resumes_where_it_stopped(tmp_path):
+    """A 'suite' of 4 seeds killed after 2 finished runs: the rerun trains only the missing 2."""
+    store, calls = Store(tmp_path), []
+    for s in range(2):
+        _run(store, s, calls)
+    calls.clear()
+    for s in range(4):
+        _run(store, s, calls)
+    assert calls == [2, 3]
