@@ -102,11 +102,21 @@ class ClaimContext:
     def device(self) -> torch.device:
         return self.bench.device
 
-    def run(self, arm: str, seed: int, fn: Callable[[], dict], config: dict | None = None) -> dict:
-        """One stored, resumable run of an arm with a seed; ``fn`` returns the result fields."""
-        cfg = {"budget": self.budget.as_config(), "params": self.case.param, "variant": self.case.variant,
-               **(config or {})}
-        return self.bench.store.run(claim_id=self.case.claim_id, profile=self.profile, arm=arm,
+    def run(self, arm: str, seed: int, fn: Callable[[], dict], config: dict | None = None,
+            experiment: str | None = None) -> dict:
+        """One stored, resumable run of an arm with a seed; ``fn`` returns the result fields.
+
+        By default a run belongs to this claim and its config covers the claim's budget and parameters.
+        Runs that several claims of a family share (the same init trained the same way) name an
+        ``experiment`` instead: then ``config`` alone must say everything that determines the run, and
+        any claim asking for the same experiment, arm, config and seed reuses it.
+        """
+        if experiment is None:
+            cfg = {"budget": self.budget.as_config(), "params": self.case.param,
+                   "variant": self.case.variant, **(config or {})}
+        else:
+            cfg = dict(config or {})
+        return self.bench.store.run(claim_id=experiment or self.case.claim_id, profile=self.profile, arm=arm,
                                     config=cfg, seed=seed, device=str(self.device),
                                     device_name=self.bench.device_name, fn=fn, fresh=self.bench.fresh)
 

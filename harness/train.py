@@ -92,6 +92,28 @@ def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1000,
     return {"loss": loss, "acc": acc, "error_rate": 1.0 - acc}
 
 
+def evaluate_while_training(model: nn.Module, optimizer: torch.optim.Optimizer, data: Batch, *,
+                            batch_size: int = 100, loss_fn: Callable = F.cross_entropy) -> dict:
+    """The posts' flawed evaluation (CLAIMS.md section C), kept as a flagged variant: each test batch is
+    scored with the current weights, then the optimiser *also trains on it* before the next batch.
+
+    Mutates ``model`` and ``optimizer``; pass copies to leave the real ones untouched.
+    """
+    x_all, y_all = data
+    model.train()
+    total_loss, correct, n = 0.0, 0, x_all.shape[0]
+    for i in range(0, n, batch_size):
+        x, y = x_all[i:i + batch_size], y_all[i:i + batch_size]
+        out = model(x).float()
+        loss = loss_fn(out, y)
+        total_loss += float(loss.detach()) * x.shape[0]
+        correct += int((out.argmax(1) == y).sum())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return {"loss": total_loss / n, "acc": correct / n, "error_rate": 1 - correct / n}
+
+
 class _null:
     def __enter__(self):
         return None

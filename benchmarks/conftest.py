@@ -1,0 +1,35 @@
+"""Session-scoped dataset access for the claim modules: thin wrappers around ``fixtures.data``."""
+from __future__ import annotations
+
+import pytest
+
+from fixtures.data import DataUnavailable, MNISTData, load_fashion_mnist, load_mnist
+
+
+class Datasets:
+    """Loads each dataset once per session; a missing one is remembered as its DataUnavailable."""
+
+    def __init__(self, claimbench):
+        self.bench = claimbench
+        self._cache: dict[str, MNISTData | DataUnavailable] = {}
+
+    def get(self, name: str) -> MNISTData:
+        if name not in self._cache:
+            try:
+                if name == "mnist":
+                    self._cache[name] = load_mnist(self.bench.data_dir, self.bench.allow_download)
+                elif name == "fashion-mnist":
+                    self._cache[name] = load_fashion_mnist(self.bench.data_dir)
+                else:
+                    raise ValueError(f"unknown dataset {name!r}")
+            except DataUnavailable as e:
+                self._cache[name] = e
+        got = self._cache[name]
+        if isinstance(got, DataUnavailable):
+            raise got
+        return got
+
+
+@pytest.fixture(scope="session")
+def datasets(claimbench) -> Datasets:
+    return Datasets(claimbench)
