@@ -51,14 +51,14 @@ OPTIMIZERS = {
 SCALE = {
     "smoke": dict(width=0.125, steps=20, test_n=500, eval_every=10, sweep_lrs=(1e-7, 1e-3),
                   scales=(0.1, 1.0, 10.0), target_acc=0.3),
-    "cpu": dict(width=0.25, steps=400, test_n=2000, eval_every=100, sweep_lrs=(1e-7, 1e-5, 1e-3, 1e-1),
+    "cpu": dict(width=0.25, steps=300, test_n=2000, eval_every=100, sweep_lrs=(1e-7, 1e-5, 1e-3, 1e-1),
                 scales=(0.01, 0.1, 1.0, 10.0, 100.0), target_acc=0.9),
     "full": dict(width=1.0, steps=5000, test_n=10000, eval_every=500,
                  sweep_lrs=(1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
                  scales=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0), target_acc=0.97),
 }
 DEVIATION = {"smoke": "1/8 width, 20 steps, 500 test images",
-             "cpu": "1/4-width ConvNet (16/32 channels) trained 400 steps (0.7 epoch) instead of 5,000; "
+             "cpu": "1/4-width ConvNet (16/32 channels) trained 300 steps (0.55 epoch) instead of 5,000; "
                     "first 2,000 test images; activation scales measured on the full-width network",
              "full": ""}
 
@@ -251,13 +251,13 @@ def test_init_claims(case: Case, claimbench, datasets) -> None:
             notes.append("The posts' accuracy band (70-90% after 5,000 steps) is decided at the full profile "
                          "only; this profile trains far fewer steps of a narrower network.")
     elif init in ("small_conv", "small_all"):
-        moved = [abs(acc_of(r) - r["init_eval"]["acc"]) for r in runs]
+        moved = [abs(r["final"].get("test_cost", math.inf) - r["init_eval"]["loss"]) for r in runs]
         maxp = [r["after"]["max_prob_mean"] if r.get("after") else 1.0 for r in runs]
         checks = [
             Check("test cost after training (every seed)", f"within 1e-3 of ln 10 = {LN10:.6f}",
                   f"{min(costs):.6f} .. {max(costs):.6f}", max(abs(c - LN10) for c in costs) <= 1e-3),
-            Check("accuracy moved by training (every seed)", "<= 2 points (nothing learned)",
-                  f"{100 * max(moved):.2f} points", max(moved) <= 0.02),
+            Check("test cost moved by training (every seed)", "<= 1e-3 (nothing learned)",
+                  f"{max(moved):.2e}", max(moved) <= 1e-3),
             Check("mean top softmax probability after training", "< 0.11 (uniform near 0.10)",
                   f"{max(maxp):.4f}", max(maxp) < 0.11),
         ]
@@ -265,7 +265,7 @@ def test_init_claims(case: Case, claimbench, datasets) -> None:
         notes.append(f"Accuracy {ours}: the posts' 5.02% is {'inside' if min(accs) <= 0.0502 <= max(accs) else 'outside'} "
                      f"our per-seed range; our mean is {band} the 8.9-11.35% band a constant prediction would "
                      f"score. Tiny but input-dependent logits pick a class per image, so accuracy need not sit at "
-                     f"10% while nothing is learned.")
+                     f"10% while nothing is learned: the unmoved cost is the signature of no learning.")
     else:
         others = {o: [acc_of(r) for r in _init_runs(ctx, data, o)[0]] for o in ("large", "small_conv")}
         margin = min(accs) - max(max(v) for v in others.values())

@@ -51,3 +51,37 @@ def test_beale_minimum_and_stationary_start():
     assert np.allclose(trajectory("sgd", (0.0, 1.0), 10)[-1], (0.0, 1.0))  # (0, 1) is stationary
     with pytest.raises(ValueError, match="unknown optimizer"):
         trajectory("lbfgs")
+
+
+def test_convnet_inits_follow_the_posts():
+    from fixtures.activations import activation_report, he_variance_ratio
+    from fixtures.models import init_convnet4
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(50, 1, 28, 28, generator=g)
+    large = init_convnet4(make_convnet4(), "large", g)
+    assert large.conv2.weight.std().item() == pytest.approx(1.0, rel=0.02) and large.fc.bias.abs().sum() == 0
+    assert activation_report(large, x)["spread_ratio_4_1"] > 1e3
+    small = init_convnet4(make_convnet4(), "small_conv", g)
+    assert small.conv2.weight.std().item() == pytest.approx(0.01, rel=0.02)
+    assert small.fc.weight.std().item() == pytest.approx(1.0, rel=0.05)  # the code left the FC unscaled
+    small_all = init_convnet4(make_convnet4(), "small_all", g)
+    assert small_all.fc.weight.std().item() == pytest.approx(0.01, rel=0.05)
+    he = init_convnet4(make_convnet4(), "he_xavier", g)
+    assert he_variance_ratio(he.conv3) == pytest.approx(1.0, rel=0.1)  # He keeps the variance
+    assert 0.1 < activation_report(he, x)["spread_ratio_4_1"] < 10
+    assert he.fc.weight.abs().max() <= math.sqrt(6 / (6272 + 10))
+    with pytest.raises(ValueError, match="unknown init"):
+        init_convnet4(make_convnet4(), "orthogonal")
+
+
+def test_evaluate_while_training_updates_the_model():
+    from harness.train import evaluate_while_training
+
+    torch.manual_seed(0)
+    m = make_convnet4(width=0.125)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    before = [p.clone() for p in m.parameters()]
+    ev = evaluate_while_training(m, opt, (torch.rand(200, 1, 28, 28), torch.randint(0, 10, (200,))))
+    assert 0 <= ev["acc"] <= 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.parameters()))
