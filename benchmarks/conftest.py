@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.data import DataUnavailable, MNISTData, load_fashion_mnist, load_mnist
+from fixtures.data import CIFARData, DataUnavailable, MNISTData, load_cifar10, load_fashion_mnist, load_mnist
 
 
 class Datasets:
@@ -11,13 +11,15 @@ class Datasets:
 
     def __init__(self, claimbench):
         self.bench = claimbench
-        self._cache: dict[str, MNISTData | DataUnavailable] = {}
+        self._cache: dict[str, MNISTData | CIFARData | DataUnavailable] = {}
 
-    def get(self, name: str) -> MNISTData:
+    def get(self, name: str) -> MNISTData | CIFARData:
         if name not in self._cache:
             try:
                 if name == "mnist":
                     self._cache[name] = load_mnist(self.bench.data_dir, self.bench.allow_download)
+                elif name == "cifar10":
+                    self._cache[name] = load_cifar10(self.bench.data_dir, self.bench.allow_download)
                 elif name == "fashion-mnist":
                     self._cache[name] = load_fashion_mnist(self.bench.data_dir)
                 else:

@@ -56,6 +56,14 @@ def autocast(device: torch.device) -> ContextManager:
     return contextlib.nullcontext()
 
 
+def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move a model to the device; on CUDA use channels_last memory format for its convolutions."""
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -112,6 +112,12 @@ def mann_whitney(a: ArrayLike, b: ArrayLike, alternative: str = "greater") -> Te
     return TestResult("mann_whitney_u", float(r.statistic), float(r.pvalue), alternative)
 
 
+def one_sample(x: ArrayLike, mu: float = 0.0, alternative: str = "greater") -> TestResult:
+    """One-sample t-test of mean(x) against ``mu`` (e.g. "train - test accuracy > 0")."""
+    r = st.ttest_1samp(_arr(x), mu, alternative=alternative)
+    return TestResult("one_sample_t", float(r.statistic), float(r.pvalue), alternative)
+
+
 def paired_t(a: ArrayLike, b: ArrayLike, alternative: str = "greater") -> TestResult:
     r = st.ttest_rel(_arr(a), _arr(b), alternative=alternative)
     return TestResult("paired_t", float(r.statistic), float(r.pvalue), alternative)

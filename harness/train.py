@@ -43,6 +43,7 @@ class TrainConfig:
     eval_every: Optional[int] = None  # steps between evaluations; None = each epoch (epochs) / end (steps)
     eval_batch_size: int = 1000
     use_autocast: bool = True  # bf16 on CUDA; no effect on CPU
+    channels_last: bool = False  # NHWC batches for 4-D inputs on CUDA (tensor-core friendly convs)
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
@@ -204,6 +205,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
             x, y = x_all[idx], y_all[idx]
             if transform is not None:
                 x = transform(x, generator)
+            if cfg.channels_last and device.type == "cuda" and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device) if cfg.use_autocast else _null():
                 out = model(x)
             loss = loss_fn(out.float(), y)

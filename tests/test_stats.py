@@ -131,3 +131,8 @@ def test_decide_greater_protocol():
     assert v == NOT_REPRODUCED and comp.mdd < 0.01
     v, _, checks = decide_greater(same[:10], same[10:], effect_of_interest=0.0001)
     assert v == INCONCLUSIVE and any(c.passed is None for c in checks)
+
+
+def test_one_sample_matches_scipy():
+    gap = [0.08, 0.11, 0.09, 0.12]
+    assert stats.one_sample(gap, 0.05).p == pytest.approx(st.ttest_1samp(gap, 0.05, alternative="greater").pvalue)
