@@ -179,6 +179,7 @@ def _comparison_tables(name_a, name_b, a, b, comp, posts_gap) -> list[dict]:
             ["Welch t, one-sided p", f"{comp.welch.statistic:.3f}, {comp.welch.p:.3g}"],
             ["Mann-Whitney U, one-sided p (exact)", f"{comp.mann_whitney.statistic:g}, {comp.mann_whitney.p:.3g}"],
             ["paired t, one-sided p", f"{comp.paired_t.p:.3g}" if comp.paired_t else "—"],
+            ["Wilcoxon signed-rank, one-sided p", f"{comp.wilcoxon.p:.3g}" if comp.wilcoxon else "—"],
             ["Hedges' g", f"{comp.hedges_g:.3f}"], ["P(A > B)", f"{comp.p_superiority:.3f}"],
             ["seed sd A / B (pts)", f"{100 * np.std(a, ddof=1):.3f} / {100 * np.std(b, ddof=1):.3f}" if len(a) > 1 else "—"],
             ["smallest difference detectable at 80% power (pts)", f"{100 * comp.mdd:.3f}"],

@@ -296,6 +296,13 @@ def compare(a: ArrayLike, b: ArrayLike, alternative: str = "greater", paired: bo
     x, y = _arr(a), _arr(b)
     if paired and x.size != y.size:
         raise ValueError("paired comparison needs the same seeds in both arms")
+    if min(x.size, y.size) < 2:  # no spread, no test: everything but the difference is undefined
+        nan = float("nan")
+        d = float(x.mean() - y.mean())
+        none = lambda name: TestResult(name, nan, nan, alternative)  # noqa: E731
+        return Comparison(int(x.size), int(y.size), float(x.mean()), float(y.mean()), d, (d, d),
+                          none("welch_t"), none("mann_whitney_u"), none("paired_t") if paired else None,
+                          none("wilcoxon") if paired else None, nan, prob_superiority(x, y), nan)
     pooled_sd = math.sqrt((np.var(x, ddof=1) + np.var(y, ddof=1)) / 2) if min(x.size, y.size) > 1 else 0.0
     return Comparison(
         n_a=int(x.size), n_b=int(y.size), mean_a=float(x.mean()), mean_b=float(y.mean()),

@@ -136,3 +136,9 @@ def test_decide_greater_protocol():
 def test_one_sample_matches_scipy():
     gap = [0.08, 0.11, 0.09, 0.12]
     assert stats.one_sample(gap, 0.05).p == pytest.approx(st.ttest_1samp(gap, 0.05, alternative="greater").pvalue)
+
+
+def test_compare_with_one_seed_is_undefined_not_an_error():
+    comp = stats.compare([0.9], [0.8], paired=True)
+    assert comp.diff == pytest.approx(0.1) and math.isnan(comp.welch.p) and math.isnan(comp.mdd)
+    assert decide_greater([0.9], [0.8])[0] == INCONCLUSIVE
