@@ -210,6 +210,17 @@ def _layer_table(probes, label) -> dict:
             "columns": ["layer", "std", "p1", "p99", "min", "max"], "rows": rows}
 
 
+def _after_table(runs, label) -> dict:
+    done = [r["after"] for r in runs if r.get("after")]
+    rows = [[layer] + [f"{np.mean([d['layers'][layer][k] for d in done]):.4g}" for k in ("std", "p1", "p99")]
+            + [f"{min(d['layers'][layer]['min'] for d in done):.4g}", f"{max(d['layers'][layer]['max'] for d in done):.4g}"]
+            for layer in ("conv1", "conv2", "conv3", "conv4", "logits")] if done else []
+    sat = f"{100 * np.mean([d['saturated_share'] for d in done]):.1f}%" if done else "—"
+    return {"title": f"{label}: pre-activation scale after training (training width, mean over {len(done)} "
+                     f"runs; saturated softmax share {sat})",
+            "columns": ["layer", "std", "p1", "p99", "min", "max"], "rows": rows or [["(every run diverged)"] + [""] * 5]}
+
+
 def _init_runs(ctx, data, init):
     runs = [trained(ctx, data, init, POSTS_LR[init], "sgd", s) for s in ctx.seeds]
     probes = [probe(ctx, data, init, s) for s in ctx.seeds]
@@ -284,7 +295,7 @@ def test_init_claims(case: Case, claimbench, datasets) -> None:
             f"{o} {100 * np.mean(v):.2f}%" for o, v in others.items()))
     ctx.conclude(Outcome(
         from_checks(checks), ours=f"accuracy {ours}; test cost {np.mean(costs):.5g}", ours_stats=ours_stats,
-        checks=checks, tables=[_layer_table(probes, init), _history_table(runs[0], init)],
+        checks=checks, tables=[_layer_table(probes, init), _after_table(runs, init), _history_table(runs[0], init)],
         figures=[_hist_figure(probes[0]["report"], f"{init} init: |pre-activation| per layer (seed {ctx.seeds[0]})")],
         notes=notes, details={"acc": accs, "cost": costs, "spread_ratio": ratios},
     ))
