@@ -183,3 +183,18 @@ def test_cifar_batches_py_md5_is_checked(tmp_path):
 def test_cifar_missing(tmp_path):
     with pytest.raises(D.DataUnavailable, match="CIFAR-10 not found"):
         D.load_cifar10(tmp_path)
+
+
+def test_cifar_download_goes_through_torchvision(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    def fake(root, train, download):
+        calls.append(train)
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake)
+    with pytest.raises(D.DataUnavailable, match="download failed: ConnectionError: offline"):
+        D.load_cifar10(tmp_path, allow_download=True)
+    assert calls == [True]
