@@ -169,11 +169,14 @@ class Store:
                 and (claim_id is None or r["claim_id"] == claim_id)
                 and (profile is None or r["profile"] == profile)]
 
-    def find_run(self, claim_id: str, profile: str, cfg_hash: str, seed: int) -> dict | None:
+    def find_run(self, claim_id: str, profile: str, cfg_hash: str, seed: int,
+                 host: str | None = None) -> dict | None:
+        """The latest finished run with this key (and, when given, recorded on this host)."""
         found = None
         for r in self.runs(claim_id, profile):
-            if r.get("config_hash") == cfg_hash and r.get("seed") == seed and r.get("status") == "finished":
-                found = r  # the latest one wins
+            if (r.get("config_hash") == cfg_hash and r.get("seed") == seed and r.get("status") == "finished"
+                    and (host is None or r.get("host") == host)):
+                found = r
         return found
 
     def latest_verdicts(self) -> dict[tuple[str, str, str], dict]:
@@ -187,7 +190,7 @@ class Store:
     # resume
     def run(self, *, claim_id: str, profile: str, arm: str, config: dict, seed: int, device: str,
             device_name: str, fn: Callable[[], dict], fresh: bool = False) -> dict:
-        """Return the finished run for this (claim, profile, arm config, seed) or run ``fn`` and store it.
+        """Return this host's finished run for (claim, profile, arm config, seed), or run ``fn`` and store it.
 
         ``fn`` returns a dict of results (``history``, ``final``, ``wall_s``, ...). A run that raises is
         not stored, so the next invocation runs it again.
@@ -195,8 +198,8 @@ class Store:
         key = {"claim_id": claim_id, "profile": profile, "arm": arm, "config": config,
                "device_type": device.split(":")[0]}
         h = config_hash(key)
-        if not fresh:
-            done = self.find_run(claim_id, profile, h, seed)
+        if not fresh:  # resume what this machine finished; another machine's runs are not reused
+            done = self.find_run(claim_id, profile, h, seed, host=provenance()["host"])
             if done is not None:
                 return {**done, "resumed": True}
         started = now_utc()

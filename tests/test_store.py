@@ -136,3 +136,13 @@ def test_interrupted_suite_resumes_where_it_stopped(tmp_path):
     for s in range(4):
         _run(store, s, calls)
     assert calls == [2, 3]
+
+
+def test_runs_of_another_machine_are_not_resumed(tmp_path, monkeypatch):
+    from harness import store as store_mod
+
+    store, calls = Store(tmp_path), []
+    _run(store, 0, calls)
+    monkeypatch.setattr(store_mod, "provenance", lambda: {"versions": {}, "git": {}, "host": "elsewhere"})
+    _run(store, 0, calls)
+    assert calls == [0, 0]
