@@ -17,6 +17,7 @@ checked at every evaluation point (and at the end) from an on-device buffer, so 
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -98,8 +99,13 @@ def evaluate_while_training(model: nn.Module, optimizer: torch.optim.Optimizer, 
     """The posts' flawed evaluation (CLAIMS.md section C), kept as a flagged variant: each test batch is
     scored with the current weights, then the optimiser *also trains on it* before the next batch.
 
-    Mutates ``model`` and ``optimizer``; pass copies to leave the real ones untouched.
+    Works on a copy of the model and of the optimiser's state (bound to the copy's parameters), so the
+    real model and optimiser are left untouched.
     """
+    model = copy.deepcopy(model)
+    state = optimizer.state_dict()
+    optimizer = type(optimizer)(model.parameters(), **optimizer.defaults)
+    optimizer.load_state_dict(state)  # moments and step counts, matched by parameter order
     x_all, y_all = data
     model.train()
     total_loss, correct, n = 0.0, 0, x_all.shape[0]

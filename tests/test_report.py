@@ -86,3 +86,12 @@ def test_cli_rebuilds_without_training(tmp_path, capsys):
 def test_empty_store_says_so(tmp_path):
     report.build(tmp_path / "none", tmp_path / "out")
     assert "holds no verdicts" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_pipes_in_cells_are_escaped(tmp_path):
+    store = Store(tmp_path / "store")
+    store.append(_verdict("ltfn9_checkpoint_184mb", "reproduced", ours="max |diff| 0"))
+    report.build(tmp_path / "store", tmp_path / "out")
+    row = next(line for line in (tmp_path / "out" / "README.md").read_text().splitlines()
+               if "ltfn9_checkpoint_184mb" in line)
+    assert "max \\|diff\\| 0" in row and row.count(" | ") == 7
