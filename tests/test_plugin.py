@@ -1,0 +1,71 @@
+"""The plugin end to end: verdicts become test outcomes, land in the store, and the report is rebuilt."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CLAIM_TESTS = textwrap.dedent('''
+    import pytest
+    from harness.claims import Case
+    from harness.profiles import Budget
+    from harness.verdict import Check, Outcome, from_checks
+
+    B = {p: Budget(seeds=2, settings={"x": 1}) for p in ("smoke", "cpu", "full")}
+    GPU = {p: Budget(seeds=1, needs_cuda=True) for p in ("smoke", "cpu", "full")}
+    CASES = [Case("ltfn9_checkpoint_184mb", B, "holds"), Case("ltfn9_checkpoint_184mb", B, "fails"),
+             Case("ltfn9_checkpoint_184mb", B, "undecided")]
+
+    @pytest.mark.parametrize("case", CASES, ids=str)
+    def test_claim(case, claimbench):
+        ctx = claimbench.start(case)
+        runs = [ctx.run("arm", s, lambda s=s: {"final": {"v": s}}) for s in ctx.seeds]
+        passed = {"holds": True, "fails": False, "undecided": None}[case.variant]
+        checks = [Check("c", "x", str(len(runs)), passed)]
+        ctx.conclude(Outcome(from_checks(checks), ours=f"n={len(runs)}", checks=checks))
+
+    @pytest.mark.parametrize("case", [Case("ltfn9_checkpoint_restore_roundtrip", GPU)], ids=str)
+    def test_needs_gpu(case, claimbench):
+        claimbench.start(case)
+        raise AssertionError("a CUDA-only budget must not run on the CPU")
+''')
+
+
+def _run(tmp_path, *args):
+    (tmp_path / "test_claims_demo.py").write_text(CLAIM_TESTS)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu"}
+    env.pop("CLAIMBENCH_PROFILE", None)
+    return subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_claims_demo.py"), "-p",
+                           "harness.plugin", "-rA", "--report-dir", str(tmp_path / "rep"), "-p", "no:cacheprovider",
+                           *args], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_verdicts_map_to_outcomes_and_reach_the_report(tmp_path):
+    r = _run(tmp_path, "--profile", "cpu")
+    out = r.stdout
+    assert r.returncode == 1, out + r.stderr
+    assert "1 failed, 1 passed, 1 skipped, 1 xfailed" in out
+    assert "ltfn9_checkpoint_184mb-fails: not reproduced" in out
+    assert "inconclusive: ltfn9_checkpoint_184mb-undecided" in out
+    assert "not run (device)" in out and "claimbench verdicts (profile cpu" in out
+    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    assert sum(r["kind"] == "run" for r in recs) == 6  # 3 variants x 2 seeds; the GPU claim never ran
+    assert {r["verdict"] for r in recs if r["kind"] == "verdict"} == {
+        "reproduced", "not_reproduced", "inconclusive", "not_run"}
+    index = (tmp_path / "rep" / "README.md").read_text()
+    assert "## Profile `cpu`" in index and "not run (device)" in index
+
+
+def test_smoke_never_gives_a_verdict_and_seeds_override(tmp_path):
+    r = _run(tmp_path, "--profile", "smoke", "--seeds", "5,6,7")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "3 passed, 1 skipped" in r.stdout
+    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    verdicts = [r for r in recs if r["kind"] == "verdict"]
+    assert {v["verdict"] for v in verdicts} == {"not_run"}
+    assert sorted(v["not_run_reason"] for v in verdicts) == ["device", "profile", "profile", "profile"]
+    assert {r["seed"] for r in recs if r["kind"] == "run"} == {5, 6, 7}
+    assert "would-be outcome: not reproduced" in json.dumps(verdicts)
