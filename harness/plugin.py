@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from harness import report as report_mod
-from harness.claims import Case, get_claim, parse_claim_ids
+from harness.claims import CATALOGUE, Case, get_claim, parse_claim_ids
 from harness.device import device_name, resolve_device, versions
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
 from harness.store import Store, now_utc
@@ -69,6 +69,7 @@ class ClaimBench:
     fresh: bool
     claims: tuple[str, ...] | None
     session_verdicts: list[dict] = field(default_factory=list)
+    collected_claims: set[str] = field(default_factory=set)  # every claim id with a test, before -k / --claims
 
     @property
     def store(self) -> Store:
@@ -220,6 +221,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if case is None:
             keep.append(item)
             continue
+        s.collected_claims.add(case.claim_id)
         if s.claims is not None and case.claim_id not in s.claims:
             drop.append(item)
             continue
@@ -247,6 +249,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         name = f"{r['claim_id']}-{r['variant']}" if r["variant"] else r["claim_id"]
         label = LABELS[r["verdict"]] + (f" ({r['not_run_reason']})" if r["verdict"] == NOT_RUN else "")
         tr.write_line(f"{name:<{width}}  {label:<22} ours: {r['ours']}   posts: {r['posts_value']}")
+    pending = [cid for cid in CATALOGUE if cid not in s.collected_claims]
+    if pending:
+        tr.write_line(f"not run (pending, no test yet): {', '.join(pending)}")
     tr.write_line(f"report: {s.report_dir / 'README.md'}")
 
 

@@ -51,6 +51,7 @@ def test_verdicts_map_to_outcomes_and_reach_the_report(tmp_path):
     assert "ltfn9_checkpoint_184mb-fails: not reproduced" in out
     assert "inconclusive: ltfn9_checkpoint_184mb-undecided" in out
     assert "not run (device)" in out and "claimbench verdicts (profile cpu" in out
+    assert "not run (pending, no test yet): paintings_resnet34_95pct" in out
     recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
     assert sum(r["kind"] == "run" for r in recs) == 6  # 3 variants x 2 seeds; the GPU claim never ran
     assert {r["verdict"] for r in recs if r["kind"] == "verdict"} == {
