@@ -96,16 +96,8 @@ def _tensors(data, device, test_n):
     """The TF split as float tensors in [0, 1] on the device: (train, test subset, fixed probe batch)."""
     key = (data.name, str(device), test_n)
     if key not in _TENSORS:
-        split = data.split()
-
-        def t(pair, n=None):
-            x, y = pair
-            x, y = (x[:n], y[:n]) if n else (x, y)
-            return (torch.from_numpy(np.ascontiguousarray(x)).float().div_(255).unsqueeze(1).to(device),
-                    torch.from_numpy(y.astype(np.int64)).to(device))
-
-        test = t(split["test"], test_n)
-        _TENSORS[key] = (t(split["train"]), test, test[0][:100])
+        test = data.tensors("test", device, test_n)
+        _TENSORS[key] = (data.tensors("train", device), test, test[0][:100])
     return _TENSORS[key]
 
 

@@ -68,13 +68,7 @@ def _load(ctx, datasets, name):
 def _mnist_tensors(data, device):
     key = ("mnist", str(device))
     if key not in _TENSORS:
-        split = data.split()
-
-        def t(pair):
-            return (torch.from_numpy(pair[0]).float().div_(255).unsqueeze(1).to(device),
-                    torch.from_numpy(pair[1].astype(np.int64)).to(device))
-
-        _TENSORS[key] = (t(split["train"]), t(split["test"]))
+        _TENSORS[key] = (data.tensors("train", device), data.tensors("test", device))
     return _TENSORS[key]
 
 

@@ -198,3 +198,11 @@ def test_cifar_download_goes_through_torchvision(tmp_path, monkeypatch):
     with pytest.raises(D.DataUnavailable, match="download failed: ConnectionError: offline"):
         D.load_cifar10(tmp_path, allow_download=True)
     assert calls == [True]
+
+
+def test_mnist_tensors_are_the_tf_readers_scaling(tmp_path):
+    arrays = _fake()
+    np.savez_compressed(tmp_path / "mnist.npz", **arrays)
+    x, y = D.load_mnist(tmp_path).tensors("train", n=3)
+    assert x.shape == (3, 1, 28, 28) and str(x.dtype) == "torch.float32" and str(y.dtype) == "torch.int64"
+    assert np.allclose(x[0, 0].numpy(), arrays["x_train"][5000] / 255.0)
