@@ -32,6 +32,14 @@ class Datasets:
         return got
 
 
+    def require(self, ctx, name: str) -> MNISTData | CIFARData:
+        """The dataset, or the claim ends as "not run (data)" naming every path looked at."""
+        try:
+            return self.get(name)
+        except DataUnavailable as e:
+            ctx.not_run("data", str(e))
+
+
 @pytest.fixture(scope="session")
 def datasets(claimbench) -> Datasets:
     return Datasets(claimbench)

@@ -31,11 +31,11 @@ import pytest
 import torch
 
 from fixtures.activations import activation_report, he_variance_ratio, layer_outputs
-from fixtures.data import DataUnavailable
 from fixtures.models import init_convnet4, make_convnet4
 from harness import stats
 from harness.claims import Case
 from harness.profiles import Budget
+from harness.report import accuracy_bands
 from harness.seeding import seed_all
 from harness.train import TrainConfig, evaluate, evaluate_while_training, train
 from harness.verdict import Check, Outcome, from_checks
@@ -99,13 +99,6 @@ def _tensors(data, device, test_n):
         test = data.tensors("test", device, test_n)
         _TENSORS[key] = (data.tensors("train", device), test, test[0][:100])
     return _TENSORS[key]
-
-
-def _load(ctx, datasets, name):
-    try:
-        return datasets.get(name)
-    except DataUnavailable as e:
-        ctx.not_run("data", str(e))
 
 
 def _clean_report(rep: dict) -> dict:
@@ -221,7 +214,7 @@ def _init_runs(ctx, data, init):
 @pytest.mark.parametrize("case", INIT_CASES, ids=str)
 def test_init_claims(case: Case, claimbench, datasets) -> None:
     ctx = claimbench.start(case)
-    data = _load(ctx, datasets, case.param["dataset"])
+    data = datasets.require(ctx, case.param["dataset"])
     init = case.param["init"]
     full = ctx.profile == "full"
     runs, probes = _init_runs(ctx, data, init)
@@ -295,7 +288,7 @@ def test_init_claims(case: Case, claimbench, datasets) -> None:
 @pytest.mark.parametrize("case", CONTROL_CASES, ids=str)
 def test_init_controlled(case: Case, claimbench, datasets) -> None:
     ctx = claimbench.start(case)
-    data = _load(ctx, datasets, "mnist")
+    data = datasets.require(ctx, "mnist")
     s = ctx.budget.settings
     inits = ("large", "small_conv", "he_xavier")
     seed0, rest = ctx.seeds[0], ctx.seeds[1:]
@@ -358,7 +351,7 @@ def _steps_to(run, target) -> float:
 @pytest.mark.parametrize("case", OPT_CASES, ids=str)
 def test_optimizers_on_mnist(case: Case, claimbench, datasets) -> None:
     ctx = claimbench.start(case)
-    data = _load(ctx, datasets, "mnist")
+    data = datasets.require(ctx, "mnist")
     runs = {o: [trained(ctx, data, "he_xavier", 1e-3, o, sd) for sd in ctx.seeds] for o in OPTIMIZERS}
     acc = {o: np.array([acc_of(r) for r in rs]) for o, rs in runs.items()}
     hyps = {"momentum > sgd": ("momentum", "sgd"), "adam > momentum": ("adam", "momentum"),
@@ -385,12 +378,6 @@ def test_optimizers_on_mnist(case: Case, claimbench, datasets) -> None:
                f"{stats.wilcoxon(acc[a], acc[b]).p:.3g}" if n > 1 else "—",
                f"{stats.mann_whitney(steps[b], steps[a]).p:.3g}" if n > 1 else "—",
                f"{stats.hedges_g(acc[a], acc[b]):.2f}" if n > 1 else "—"] for h, (a, b) in hyps.items()]
-    curves = []
-    for o, rs in runs.items():
-        xs = [h["step"] for h in rs[0]["history"]]
-        ys = np.array([[1 - h.get("error_rate", 1.0) for h in r["history"]] for r in rs if len(r["history"]) == len(xs)])
-        curves.append({"label": o, "x": xs, "y": ys.mean(0).tolist(), "lo": ys.min(0).tolist(),
-                       "hi": ys.max(0).tolist()})
     ours = "; ".join(f"{o} {100 * acc[o].mean():.2f}%" for o in OPTIMIZERS) + f" (n={n})"
     ctx.conclude(Outcome(
         from_checks(checks), ours=ours, checks=checks,
@@ -401,7 +388,7 @@ def test_optimizers_on_mnist(case: Case, claimbench, datasets) -> None:
                  "paired diff 95% BCa CI (pts)", "Wilcoxon p", "steps-to-target Mann-Whitney p", "Hedges g"],
                  "rows": h_rows}],
         figures=[{"kind": "lines", "title": "test accuracy during training (mean, band = min..max over seeds)",
-                  "xlabel": "step", "ylabel": "test accuracy", "series": curves},
+                  "xlabel": "step", "ylabel": "test accuracy", "series": accuracy_bands(runs)},
                  {"kind": "strip", "title": "final test accuracy per seed", "ylabel": "test accuracy",
                   "groups": [{"label": o, "values": acc[o].tolist()} for o in OPTIMIZERS]}],
         notes=["With 4 seeds the exact Wilcoxon test cannot go below p = 1/16, so it is reported, not used."],

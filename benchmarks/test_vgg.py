@@ -24,12 +24,12 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures.data import DataUnavailable
 from fixtures.models import init_convnet4, make_convnet4, make_modified_vgg
 from harness import stats
 from harness.claims import Case
 from harness.device import prepare_model
 from harness.profiles import Budget
+from harness.report import accuracy_bands
 from harness.seeding import seed_all
 from harness.train import TrainConfig, evaluate, evaluate_while_training, train
 from harness.verdict import INCONCLUSIVE, NOT_RUN, Check, Outcome, decide_greater, from_checks
@@ -56,13 +56,6 @@ BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) 
 CASES = [Case(c, BUDGETS) for c in ("ltfn8_mnist_vgg_979_vs_973", "ltfn10_cifar_vgg_71pct",
                                     "ltfn11_mean_subtraction_gain", "ltfn12_bias_variance_gap")]
 _TENSORS: dict = {}
-
-
-def _load(ctx, datasets, name):
-    try:
-        return datasets.get(name)
-    except DataUnavailable as e:
-        ctx.not_run("data", str(e))
 
 
 def _mnist_tensors(data, device):
@@ -187,15 +180,8 @@ def _strip(title, groups, refs) -> dict:
 
 
 def _curves(title, runs_by_arm) -> dict:
-    series = []
-    for arm, runs in runs_by_arm.items():
-        xs = [h["step"] for h in runs[0]["history"]]
-        ys = np.array([[1 - h.get("error_rate", 1.0) for h in r["history"]] for r in runs
-                       if len(r["history"]) == len(xs)])
-        series.append({"label": arm, "x": xs, "y": ys.mean(0).tolist(), "lo": ys.min(0).tolist(),
-                       "hi": ys.max(0).tolist()})
     return {"kind": "lines", "title": title, "xlabel": "step", "ylabel": "test accuracy (curve subset)",
-            "series": series}
+            "series": accuracy_bands(runs_by_arm)}
 
 
 def _decide_pair(name_a, a, name_b, b, posts_gap):
@@ -211,7 +197,7 @@ def test_claim(case: Case, claimbench, datasets) -> None:
     ctx = claimbench.start(case)
     cid = case.claim_id
     if cid == "ltfn8_mnist_vgg_979_vs_973":
-        data = _load(ctx, datasets, "mnist")
+        data = datasets.require(ctx, "mnist")
         runs = {arm: [mnist_run(ctx, data, arm, sd) for sd in ctx.seeds] for arm in ("vgg", "convnet")}
         a, b = np.array([_acc(r) for r in runs["vgg"]]), np.array([_acc(r) for r in runs["convnet"]])
         verdict, comp, checks, ours = _decide_pair("VGG", a, "ConvNet", b, 0.006)
@@ -229,7 +215,7 @@ def test_claim(case: Case, claimbench, datasets) -> None:
                    "1,000 steps (CLAIMS.md D5: plausible, not verified)."],
             details={"vgg": a.tolist(), "convnet": b.tolist(), "comparison": comp.as_dict()}))
         return
-    data = _load(ctx, datasets, "cifar10")
+    data = datasets.require(ctx, "cifar10")
     arms = ("raw", "mean_sub") if cid == "ltfn11_mean_subtraction_gain" else (
         ("raw",) if cid == "ltfn10_cifar_vgg_71pct" else ("mean_sub",))
     runs = {arm: [cifar_run(ctx, data, arm, sd) for sd in ctx.seeds] for arm in arms}

@@ -17,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 from tabulate import tabulate
 
 from harness.claims import CATALOGUE, FAMILIES, Claim
@@ -111,6 +112,19 @@ def render_index(verdicts: dict, store_path: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def accuracy_bands(runs_by_arm: dict[str, list[dict]]) -> list[dict]:
+    """"lines" series of accuracy (1 - error_rate) per evaluation step: the mean over seeds with a
+    min..max band; runs whose history is shorter than the first run's (diverged) are left out."""
+    series = []
+    for arm, runs in runs_by_arm.items():
+        xs = [h["step"] for h in runs[0]["history"]]
+        ys = np.array([[1 - h.get("error_rate", 1.0) for h in r["history"]] for r in runs
+                       if len(r["history"]) == len(xs)])
+        series.append({"label": arm, "x": xs, "y": ys.mean(0).tolist(), "lo": ys.min(0).tolist(),
+                       "hi": ys.max(0).tolist()})
+    return series
+
+
 def _render_figure(fig_spec: dict, path: Path) -> None:
     import matplotlib
 
@@ -132,9 +146,8 @@ def _render_figure(fig_spec: dict, path: Path) -> None:
     elif kind == "trajectories2d":
         c = fig_spec.get("contour")
         if c:
-            cs = ax.contour(c["x"], c["y"], c["z"], levels=c.get("levels", 30), norm=LogNorm(),
-                            cmap="jet", linewidths=0.7)
-            del cs
+            ax.contour(c["x"], c["y"], c["z"], levels=c.get("levels", 30), norm=LogNorm(), cmap="jet",
+                       linewidths=0.7)
         for s in fig_spec["paths"]:
             ax.plot(s["x"], s["y"], label=s["label"], lw=1.8, color=s.get("color"))
             ax.plot(s["x"][-1], s["y"][-1], "o", color=s.get("color"), ms=4)

@@ -17,6 +17,7 @@ checked at every evaluation point (and at the end) from an on-device buffer, so 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -83,7 +84,7 @@ def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1000,
         x, y = x_all[i:i + batch_size], y_all[i:i + batch_size]
         if transform is not None:
             x = transform(x)
-        with autocast(device) if use_autocast else _null():
+        with autocast(device) if use_autocast else contextlib.nullcontext():
             out = model(x)
         out = out.float()
         total_loss += loss_fn(out, y, reduction="sum").double()
@@ -119,14 +120,6 @@ def evaluate_while_training(model: nn.Module, optimizer: torch.optim.Optimizer, 
         loss.backward()
         optimizer.step()
     return {"loss": total_loss / n, "acc": correct / n, "error_rate": 1 - correct / n}
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _batches(n: int, cfg: TrainConfig, generator: torch.Generator):
@@ -213,7 +206,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
                 x = transform(x, generator)
             if cfg.channels_last and device.type == "cuda" and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device) if cfg.use_autocast else _null():
+            with autocast(device) if cfg.use_autocast else contextlib.nullcontext():
                 out = model(x)
             loss = loss_fn(out.float(), y)
             optimizer.zero_grad(set_to_none=True)
