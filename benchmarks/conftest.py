@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures.recipe import WeightsUnavailable, resnet34_imagenet_state
 from fixtures.data import CIFARData, DataUnavailable, MNISTData, load_cifar10, load_fashion_mnist, load_mnist
 
 
@@ -43,3 +44,32 @@ class Datasets:
 @pytest.fixture(scope="session")
 def datasets(claimbench) -> Datasets:
     return Datasets(claimbench)
+
+
+class Weights:
+    """ImageNet ResNet-34 weights for the fastai claims, looked up once per session."""
+
+    def __init__(self, claimbench):
+        self.bench = claimbench
+        self._got: dict | WeightsUnavailable | None = None
+
+    def get(self) -> dict | None:
+        """The state dict, or None when unavailable (the reason is kept for :meth:`require`)."""
+        if self._got is None:
+            try:
+                self._got = resnet34_imagenet_state(self.bench.weights_file, self.bench.allow_download)
+            except WeightsUnavailable as e:
+                self._got = e
+        return None if isinstance(self._got, WeightsUnavailable) else self._got
+
+    def require(self, ctx) -> dict:
+        """The state dict, or the claim ends as "not run (weights)" saying what was tried."""
+        state = self.get()
+        if state is None:
+            ctx.not_run("weights", str(self._got))
+        return state
+
+
+@pytest.fixture(scope="session")
+def weights(claimbench) -> Weights:
+    return Weights(claimbench)

@@ -40,3 +40,51 @@ def test_vgg_training_throughput(benchmark, claimbench):
     benchmark.extra_info.update({"device": claimbench.device_name, "width": width, "images_per_s": per_s,
                                  "full_profile_estimate_s": FULL_PROFILE_IMAGES / per_s if width == 1.0 else None})
     assert res.diverged is None and res.steps == STEPS
+
+
+def _circle_batch(various: bool, n_images: int = 64):
+    import numpy as np
+
+    from fixtures.circles import place_circles_batch, sizes_for
+
+    rng = np.random.default_rng(0)
+    ns = rng.integers(45, 50, n_images)  # Part II's counts
+    return place_circles_batch(ns, rng), [sizes_for(int(n), rng, various) for n in ns]
+
+
+@pytest.mark.benchmark(group="circle_renderer")
+def test_circle_renderer_reference(benchmark):
+    """The matplotlib reference, one 432x288 image (as the notebooks drew them)."""
+    from fixtures.circles import render_reference
+
+    centres, sizes = _circle_batch(False, 1)
+    img = benchmark.pedantic(render_reference, args=(centres[0], sizes[0]), rounds=5, iterations=1)
+    assert img.shape == (288, 432, 3)
+
+
+@pytest.mark.benchmark(group="circle_renderer")
+@pytest.mark.parametrize("various", [False, True], ids=["equal", "various_sizes"])
+def test_circle_renderer_fast(benchmark, claimbench, various):
+    """The batch renderer, 64 images per call; target: >= 100x the reference per image on the CPU.
+
+    ``extra_info['ms_per_image']`` is comparable with the reference's mean time per call."""
+    from fixtures.circles import render_fast
+
+    centres, sizes = _circle_batch(various)
+    render_fast(centres[:1], sizes[:1], device=claimbench.device)  # caches the axes background
+    out = benchmark.pedantic(render_fast, args=(centres, sizes), kwargs={"device": claimbench.device},
+                             rounds=5, iterations=1, warmup_rounds=1)
+    if benchmark.stats:
+        benchmark.extra_info["ms_per_image"] = 1e3 * benchmark.stats.stats.min / len(centres)
+    assert out.shape == (64, 288, 432, 3)
+
+
+def test_circle_renderer_speedup_target(claimbench):
+    """The fast renderer must be at least 100x the matplotlib reference per image (best of 3 timings)."""
+    from fixtures.circles import renderer_speed
+
+    if claimbench.profile.name == "smoke":
+        pytest.skip("a speed target, measured at the cpu / full profiles (smoke runs in busy CI)")
+    speed = renderer_speed()
+    ratios = {k: speed["reference_ms"] / speed[k] for k in ("fast_ms", "fast_various_ms")}
+    assert min(ratios.values()) >= 100, f"fast renderer speed-up {ratios} (target >= 100x)"

@@ -8,6 +8,9 @@ fallback so tox and CI can set them:
     --device auto|cpu|cuda|cuda:N CLAIMBENCH_DEVICE   (default auto)
     --data-dir DIR               CLAIMBENCH_DATA_DIR
     --allow-download             CLAIMBENCH_ALLOW_DOWNLOAD=1
+    --weights FILE               CLAIMBENCH_WEIGHTS   (ImageNet ResNet-34 state dict for the fastai claims)
+    --cache-dir DIR              CLAIMBENCH_CACHE_DIR (rendered datasets; default .cache/ in the repository)
+    --folder NAME=DIR            CLAIMBENCH_FOLDER_<NAME> (an image folder instead of <data-dir>/NAME)
     --report-dir DIR             CLAIMBENCH_REPORT_DIR (default reports/)
     --fresh                      re-run even when the store holds a finished run with the same config
     --claims id1,id2             run only these claim ids (unknown ids are a usage error)
@@ -48,6 +51,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--data-dir", default=None, help="folder holding the datasets (env CLAIMBENCH_DATA_DIR)")
     g.addoption("--allow-download", action="store_true", default=None,
                 help="let torchvision download missing datasets / weights (env CLAIMBENCH_ALLOW_DOWNLOAD=1)")
+    g.addoption("--weights", default=None,
+                help="ImageNet ResNet-34 state dict file for the fastai claims, loaded with weights_only "
+                     "(env CLAIMBENCH_WEIGHTS; else torch hub's cache, else a download with --allow-download)")
+    g.addoption("--cache-dir", default=None,
+                help="where rendered datasets are cached (env CLAIMBENCH_CACHE_DIR; default .cache/)")
+    g.addoption("--folder", action="append", default=[], metavar="NAME=DIR",
+                help="use DIR (one sub-folder per class) as the folder dataset NAME, e.g. kittencat=~/pets "
+                     "(repeatable; env CLAIMBENCH_FOLDER_<NAME>)")
     g.addoption("--report-dir", default=None,
                 help="where the store and the markdown report go (env CLAIMBENCH_REPORT_DIR; default reports/)")
     g.addoption("--fresh", action="store_true", default=False,
@@ -68,6 +79,10 @@ class ClaimBench:
     report_dir: Path
     fresh: bool
     claims: tuple[str, ...] | None
+    weights_file: Path | None = None
+    folders: dict[str, Path] = field(default_factory=dict)
+    cache_dir: Path = ROOT / ".cache"
+    announce: Callable[[str], None] = print
     session_verdicts: list[dict] = field(default_factory=list)
     collected_claims: set[str] = field(default_factory=set)  # every claim id with a test, before -k / --claims
 
@@ -120,6 +135,10 @@ class ClaimContext:
         return self.bench.store.run(claim_id=experiment or self.case.claim_id, profile=self.profile, arm=arm,
                                     config=cfg, seed=seed, device=str(self.device),
                                     device_name=self.bench.device_name, fn=fn, fresh=self.bench.fresh)
+
+    def announce(self, message: str) -> None:
+        """A line on the terminal now (not captured), e.g. the estimated cost before a long claim."""
+        self.bench.announce(f"[{self.case}] {message}")
 
     def not_run(self, reason_kind: str, detail: str) -> NoReturn:
         self.conclude(Outcome(NOT_RUN, ours="—", not_run_reason=reason_kind, reason=detail))
@@ -183,11 +202,34 @@ def pytest_configure(config: pytest.Config) -> None:
     data_dir = opt("--data-dir") or os.environ.get("CLAIMBENCH_DATA_DIR")
     report_dir = opt("--report-dir") or os.environ.get("CLAIMBENCH_REPORT_DIR") or str(ROOT / "reports")
     allow = opt("--allow-download")
+    weights = opt("--weights") or os.environ.get("CLAIMBENCH_WEIGHTS")
+    folders = {k[len("CLAIMBENCH_FOLDER_"):].lower(): Path(v).expanduser()
+               for k, v in os.environ.items() if k.startswith("CLAIMBENCH_FOLDER_") and v}
+    for item in opt("--folder") or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise pytest.UsageError(f"malformed --folder {item!r}; give NAME=DIR, e.g. kittencat=~/pets")
+        folders[name.strip().lower()] = Path(path.strip()).expanduser()
+    cache_dir = opt("--cache-dir") or os.environ.get("CLAIMBENCH_CACHE_DIR") or str(ROOT / ".cache")
+
+    def announce(message: str) -> None:
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        capman = config.pluginmanager.get_plugin("capturemanager")
+        if tr is None:
+            return
+        if capman is None:
+            tr.write_line(message)
+            return
+        with capman.global_and_fixture_disabled():  # shown live, not in the captured output
+            tr.write_line(message)
+
     config.stash[STATE_KEY] = ClaimBench(
         profile=profile, seeds=seeds, device=device, device_name=device_name(device),
         data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
         allow_download=bool(allow) if allow is not None else _env_flag("CLAIMBENCH_ALLOW_DOWNLOAD"),
         report_dir=Path(report_dir).expanduser().resolve(), fresh=bool(opt("--fresh")), claims=claims,
+        weights_file=Path(weights).expanduser().resolve() if weights else None, folders=folders,
+        cache_dir=Path(cache_dir).expanduser().resolve(), announce=announce,
     )
 
 
@@ -202,6 +244,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"numpy {v['numpy']}, python {v['python']}",
         f"claimbench: data-dir={s.data_dir or '(none)'} download={'allowed' if s.allow_download else 'off'} "
         f"report-dir={s.report_dir}",
+        f"claimbench: weights={s.weights_file or '(none: torch hub cache or download)'} cache-dir={s.cache_dir}",
     ]
 
 

@@ -133,6 +133,9 @@ def _render_figure(fig_spec: dict, path: Path) -> None:
     from matplotlib.colors import LogNorm
 
     kind = fig_spec["kind"]
+    if kind == "images":
+        _render_images(fig_spec, path)
+        return
     fig, ax = plt.subplots(figsize=fig_spec.get("size", (6.4, 4.2)), dpi=100)
     if kind == "lines":
         for s in fig_spec["series"]:
@@ -141,6 +144,8 @@ def _render_figure(fig_spec: dict, path: Path) -> None:
                 ax.fill_between(s["x"], s["lo"], s["hi"], alpha=0.2)
         if fig_spec.get("xlog"):
             ax.set_xscale("log")
+        if fig_spec.get("vspan"):
+            ax.axvspan(*fig_spec["vspan"], color="tab:green", alpha=0.12, label="posts' reading")
         if fig_spec.get("ylog"):
             ax.set_yscale("log")
     elif kind == "trajectories2d":
@@ -185,6 +190,26 @@ def _render_figure(fig_spec: dict, path: Path) -> None:
     if handles:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def _render_images(fig_spec: dict, path: Path) -> None:
+    """A row of sample images stored as base64 PNGs in the record, each with its label."""
+    import base64
+    import io
+
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+
+    imgs = fig_spec["images"]
+    fig, axes = plt.subplots(1, len(imgs), figsize=(1.6 * len(imgs), 2.0), dpi=100, squeeze=False)
+    for ax, im in zip(axes[0], imgs):
+        ax.imshow(mpimg.imread(io.BytesIO(base64.b64decode(im["png"])), format="png"))
+        ax.set_title(im["label"], fontsize=9)
+        ax.axis("off")
+    fig.suptitle(fig_spec.get("title", ""), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)

@@ -54,7 +54,7 @@ def test_claim_ids():
     assert parse_claim_ids("ltfn9_checkpoint_184mb") == ("ltfn9_checkpoint_184mb",)
     with pytest.raises(UsageError, match="Did you mean: ltfn9_checkpoint_184mb"):
         parse_claim_ids("ltfn9_checkpoint_184")
-    assert len(CATALOGUE) == 27
+    assert len(CATALOGUE) == 28
 
 
 def test_case_needs_a_budget_per_profile_and_a_known_id():

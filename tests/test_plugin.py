@@ -70,3 +70,30 @@ def test_smoke_never_gives_a_verdict_and_seeds_override(tmp_path):
     assert sorted(v["not_run_reason"] for v in verdicts) == ["device", "profile", "profile", "profile"]
     assert {r["seed"] for r in recs if r["kind"] == "run"} == {5, 6, 7}
     assert "would-be outcome: not reproduced" in json.dumps(verdicts)
+
+
+def test_posts_pretrained_claim_runs_with_a_weights_file(tmp_path):
+    """The fastai claims' real path with ImageNet weights, fed a ResNet-34 state dict saved here (the real
+    weights cannot be downloaded offline): without it the claim is not run (weights), with it it trains."""
+    import torch
+    from torchvision.models import resnet34
+
+    weights = tmp_path / "resnet34.pth"
+    torch.save(resnet34(weights=None).state_dict(), weights)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu"}
+    for k in ("CLAIMBENCH_PROFILE", "CLAIMBENCH_WEIGHTS"):
+        env.pop(k, None)
+    base = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_counting.py"), "-rA", "-p",
+            "no:cacheprovider", "--profile", "smoke", "--report-dir", str(tmp_path / "rep"), "--cache-dir",
+            str(tmp_path / "cache"), "-k", "counting_1to5_baseline_86pct"]
+    r = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**env, "TORCH_HOME": str(tmp_path / "hub")})
+    assert r.returncode == 0 and "not run (weights)" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(base + ["--weights", str(weights)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    runs = [x for x in recs if x["kind"] == "run"]
+    assert len(runs) == 1 and runs[0]["config"]["pretrained"] and runs[0]["config"]["arch"] == "resnet34"
+    assert len(runs[0]["stages"]) == 2 and "error_rate" in runs[0]["stages"][0]["history"][-1]
+    assert recs[-1]["kind"] == "verdict" and "would-be outcome" in recs[-1]["reason"]

@@ -1,0 +1,168 @@
+"""The fastai v1 recipe in PyTorch: learning-rate slices, one-cycle, freezing, head, transforms, LR finder,
+pretrained-weight loading (offline), and the counting dataset cache."""
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures import recipe as R
+from fixtures.circles import counting_dataset, crop_label_noise, place_circles_batch, sizes_for
+
+
+def test_lr_range_follows_fastai_slices():
+    assert R.lr_range(slice(3e-3)) == pytest.approx([3e-4, 3e-4, 3e-3])
+    assert R.lr_range(slice(1e-4)) == pytest.approx([1e-5, 1e-5, 1e-4])
+    assert R.lr_range(slice(1e-4, 1e-2)) == pytest.approx([1e-4, 1e-3, 1e-2])
+    assert R.lr_range(0.01) == [0.01] * 3
+
+
+def test_one_cycle_shape_and_momentum():
+    model = R.create_cnn("resnet10", 3, width=0.125)
+    opt = R.make_optimizer(model, R.lr_range(slice(1e-4, 1e-2)))
+    assert [g["betas"][1] for g in opt.param_groups] == [0.99] * 3
+    assert all(g["weight_decay"] == 1e-2 for g in opt.param_groups)
+    sched = R.one_cycle(opt, 100)
+    lrs, moms = [], []
+    for _ in range(100):
+        lrs.append(opt.param_groups[2]["lr"])
+        moms.append(opt.param_groups[2]["betas"][0])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1e-2 / 25)
+    assert max(lrs) == pytest.approx(1e-2, rel=1e-3) and int(np.argmax(lrs)) in (29, 30)
+    assert lrs[-1] == pytest.approx(1e-2 / 25 / 1e4, rel=0.05)
+    assert moms[0] == pytest.approx(0.95) and min(moms) == pytest.approx(0.85, rel=1e-3)
+
+
+def test_freeze_keeps_head_and_batchnorm_trainable():
+    model = R.create_cnn("resnet10", 5, width=0.25)
+    R.freeze(model)
+    body, head = model
+    assert all(p.requires_grad for p in head.parameters())
+    for m in body.modules():
+        for p in m.parameters(recurse=False):
+            assert p.requires_grad == isinstance(m, torch.nn.BatchNorm2d)
+    R.unfreeze(model)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_resnet34_head_is_fastais():
+    model = R.create_cnn("resnet34", 2)
+    head = model[1]
+    kinds = [type(m).__name__ for m in head]
+    assert kinds == ["AdaptiveConcatPool2d", "Flatten", "BatchNorm1d", "Dropout", "Linear", "ReLU",
+                     "BatchNorm1d", "Dropout", "Linear"]
+    assert head[4].in_features == 1024 and head[4].out_features == 512 and head[8].out_features == 2
+    assert [d.p for d in head if isinstance(d, torch.nn.Dropout)] == [0.25, 0.5]
+    groups = R.layer_groups(model)
+    assert len(groups) == 3 and groups[1] == [model[0].layer3, model[0].layer4]
+
+
+def test_weights_file_roundtrip_and_errors(tmp_path, monkeypatch):
+    from torchvision.models import resnet34
+
+    ref = resnet34(weights=None)
+    path = tmp_path / "r34.pth"
+    torch.save(ref.state_dict(), path)
+    state = R.resnet34_imagenet_state(path, allow_download=False)
+    model = R.create_cnn("resnet34", 2, pretrained_state=state)
+    assert torch.equal(model[0].layer4[2].conv2.weight, ref.layer4[2].conv2.weight)
+    assert not model[0].conv1.weight.requires_grad and model[1][8].weight.requires_grad  # created frozen
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(R.WeightsUnavailable, match="could not be read"):
+        R.resnet34_imagenet_state(tmp_path / "bad.pth", allow_download=False)
+    torch.save({"x": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(R.WeightsUnavailable, match="not a ResNet-34"):
+        R.resnet34_imagenet_state(tmp_path / "other.pth", allow_download=False)
+    with pytest.raises(R.WeightsUnavailable, match="does not exist"):
+        R.resnet34_imagenet_state(tmp_path / "missing.pth", allow_download=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(R.WeightsUnavailable, match="download is off"):
+        R.resnet34_imagenet_state(None, allow_download=False)
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    import torchvision.models._api as tv_api  # where torchvision's weights download goes through
+
+    monkeypatch.setattr(tv_api, "load_state_dict_from_url", offline)  # offline, even on a connected machine
+    with pytest.raises(R.WeightsUnavailable, match="failed: URLError"):
+        R.resnet34_imagenet_state(None, allow_download=True)
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True, exist_ok=True)
+    torch.save(ref.state_dict(), tmp_path / "hub" / "checkpoints" / R.RESNET34_URL_NAME)
+    assert R.resnet34_imagenet_state(None, allow_download=False).keys() == ref.state_dict().keys()
+
+
+def _bank(n=6, size=32):
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(40, 60), (64, 40), (32, 32)] * (n // 3)]
+    return R.ImageBank.from_arrays(imgs, size)
+
+
+def test_image_bank_resizes_shorter_side_and_crops():
+    bank = _bank()
+    assert bank.hw[:3].tolist() == [[32, 48], [51, 32], [32, 32]]
+    x = R.Pipeline(bank, "center")(torch.arange(len(bank)))
+    assert x.shape == (6, 3, 32, 32) and torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("kind", ["default", "dihedral"])
+def test_training_transforms_are_seeded(kind):
+    bank = _bank()
+    pipe = R.Pipeline(bank, kind)
+    a = pipe(torch.arange(6), torch.Generator().manual_seed(1))
+    b = pipe(torch.arange(6), torch.Generator().manual_seed(1))
+    c = pipe(torch.arange(6), torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c) and a.shape == (6, 3, 32, 32)
+
+
+def test_dihedral_gives_the_eight_symmetries():
+    x = torch.arange(16.).view(1, 1, 4, 4).repeat(8, 1, 1, 1)
+    out = R.dihedral(x, torch.arange(8))
+    assert len({tuple(o.flatten().tolist()) for o in out}) == 8
+    assert torch.equal(out[0], x[0])
+
+
+def test_lr_find_restores_the_model_and_stops_on_divergence():
+    bank = _bank(12)
+    labels = torch.tensor([0, 1] * 6)
+    model = R.create_cnn("resnet10", 2, width=0.125)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    out = R.lr_find(model, bank, torch.arange(12), labels, train_kind="dihedral",
+                    generator=torch.Generator().manual_seed(0), bs=4, num_it=100)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert out["lr"][0] == pytest.approx(1e-7)
+    assert out["stopped_early"] and len(out["lr"]) < 100  # random labels at lr up to 10: the loss blows up
+    assert out["plot_lr"] == out["lr"][10:-5]
+
+
+def test_sweet_spot_reading():
+    lrs = np.logspace(-7, 0, 80)
+    loss = 1 - 0.5 * np.exp(-((np.log10(lrs) + 3) ** 2))  # lowest at 1e-3, falling from 1e-5 on
+    sp = R.sweet_spot(lrs, loss)
+    assert sp["argmin_lr"] == pytest.approx(1e-3, rel=0.3) and sp["falling_share"] > 0.9
+
+
+def test_counting_dataset_is_deterministic_and_cached(tmp_path):
+    a = counting_dataset((1, 2), 3, various=False, seed=5, size=24, cache_dir=str(tmp_path))
+    files = list(tmp_path.glob("counting-*.npz"))
+    assert len(files) == 1
+    b = counting_dataset((1, 2), 3, various=False, seed=5, size=24, cache_dir=str(tmp_path))
+    assert torch.equal(a[0].canvas, b[0].canvas) and a[0].canvas.shape == (6, 3, 24, 36)
+    assert sorted(a[2].tolist()) == [1, 1, 1, 2, 2, 2] and a[1].tolist() == [c - 1 for c in a[2]]
+    files[0].write_bytes(b"torn")  # a damaged cache file is rebuilt, not trusted
+    c = counting_dataset((1, 2), 3, various=False, seed=5, size=24, cache_dir=str(tmp_path))
+    assert torch.equal(a[0].canvas, c[0].canvas)
+
+
+def test_random_crop_label_noise_matches_the_geometry():
+    rng = np.random.default_rng(0)
+    ns = np.repeat([45, 46, 47, 48, 49, 50], 150)
+    centres = place_circles_batch(ns, rng)
+    sizes = [sizes_for(int(n), rng, False) for n in ns]
+    crop = crop_label_noise(centres, sizes, 224, torch.Generator().manual_seed(0), geometry=False)
+    assert 0.20 <= crop["touched"] <= 0.29 and 0.03 <= crop["removed"] <= 0.08  # CLAIMS.md: 24-25% and 5%
+    full = crop_label_noise(centres, sizes, 224, torch.Generator().manual_seed(0), geometry=True)
+    assert full["touched"] > crop["touched"]
