@@ -135,7 +135,8 @@ def _runs_table(runs) -> dict:
                 row.append("—")
         rows.append(row)
     return {"title": "per split seed: validation accuracy with its 95% Clopper-Pearson interval",
-            "columns": ["seed", "after stage 1 (frozen, 5 epochs)", "after stage 2 (unfrozen, 15 epochs)"],
+            "columns": ["seed", "after stage 1 (5 epochs at slice(3e-3), body frozen when pretrained)",
+                        "after stage 2 (unfrozen, 15 epochs at slice(1e-4))"],
             "rows": rows}
 
 
@@ -250,17 +251,26 @@ def test_claim(case: Case, claimbench, weights) -> None:
                          details=details))
 
 
+SCRATCH_FLOORS = {  # dataset: (posts' level after stage 1, after stage 2), as the pretrained claims decide them
+    "paintings": (0.90, 1 - 1 / 40),  # A1: mean >= 90%; A2: error <= 1/40
+    "kittencat": (KITTENCAT_BAND[0], 0.92),  # A3: inside 80-92%; A5: about 92%
+}
+
+
 def _from_scratch(ctx, claimbench) -> None:
-    floors = {"paintings": 0.90, "kittencat": 0.86}
     checks, tables, figs, details, ours = [], [], [], {}, []
     for name in ("paintings", "kittencat"):
         data = folder(claimbench, ctx, name)
         runs = [transfer_run(ctx, data, name, sd, None) for sd in ctx.seeds]
         final = np.array([_acc(r, 1) for r in runs])
+        for stage, label in ((0, "after stage 1 (5 epochs)"), (1, "after stage 2 (15 more, unfrozen)")):
+            accs = np.array([_acc(r, stage) for r in runs])
+            summ = stats.summary(accs)
+            hi = summ.ci_t[1] if len(runs) > 1 else float("nan")
+            floor = SCRATCH_FLOORS[name][stage]
+            checks.append(Check(f"{name} from scratch, {label}", f"CI below the posts' {100 * floor:.1f}%",
+                                summ.fmt(100, 2, "%"), None if hi != hi else bool(hi < floor)))
         summ = stats.summary(final)
-        hi = summ.ci_t[1] if len(runs) > 1 else float("nan")
-        checks.append(Check(f"{name}: final accuracy from scratch", f"CI below the posts' {100 * floors[name]:.0f}%",
-                            summ.fmt(100, 2, "%"), None if hi != hi else bool(hi < floors[name])))
         tables += [dict(_runs_table(runs), title=f"{name} from scratch: " + _runs_table(runs)["title"]),
                    _epoch_table(runs[0], name)]
         spots = _sweet_spots(runs)
@@ -269,7 +279,7 @@ def _from_scratch(ctx, claimbench) -> None:
         details[name] = {"final": final.tolist(), "gain": gain.tolist(), "sweet_spots": spots,
                          "skipped": data.skipped}
         ours.append(f"{name} {summ.fmt(100, 1, '%')}")
-        ctx.bench.announce(f"[{ctx.case}] {name}: {len(data)} images, skipped {len(data.skipped)}")
+        ctx.announce(f"{name}: {len(data)} images, skipped {len(data.skipped)}")
     notes = ["Fine-tuning gain (stage 2 minus stage 1, mean over splits): "
              + ", ".join(f"{n} {100 * np.mean(d['gain']):+.2f} pts" for n, d in details.items()),
              "LR-finder minima from scratch (kittencat): "
