@@ -167,24 +167,15 @@ def counting_run(ctx, spec: dict, seed: int, pretrained_state: dict | None) -> d
         model = R.create_cnn(s["arch"], 1 if regress else len(spec["counts"]), width=s["width"],
                              pretrained_state=pretrained_state).to(dev)
         loss_fn = _mse if regress else F.cross_entropy
-        out = {"stages": [], "lr_find": None, "diverged": None, "n_train": len(tr), "n_valid": len(va)}
-        for k, (mode, epochs, lr) in enumerate(spec["stages"]):
-            if mode == "unfrozen":
-                R.unfreeze(model)
-            if spec.get("lr_find_before") == k:
-                out["lr_find"] = R.lr_find(model, bank, tr_idx, targets, train_kind=spec["transforms"],
-                                           generator=gens.torch, bs=s["bs"], num_it=s["lr_find_it"], loss_fn=loss_fn)
-            res = R.fit_one_cycle(model, bank, tr_idx, va_idx, targets, epochs, _lr(lr),
-                                  train_kind=spec["transforms"], generator=gens.torch, bs=s["bs"], loss_fn=loss_fn,
-                                  label=f"{ctx.case} stage {k + 1} seed={seed}")
-            hist = res.history
-            if regress:
-                hist = [{kk: v for kk, v in h.items() if kk != "error_rate"} for h in hist]
-            out["stages"].append({"mode": mode, "epochs": epochs, "lr": lr, "history": hist,
-                                  "wall_s": res.wall_s, "images_per_s": res.images_per_s})
-            if res.diverged is not None:
-                out["diverged"] = {"stage": k + 1, **res.diverged}
-                break
+        stages = [(mode, epochs, _lr(lr)) for mode, epochs, lr in spec["stages"]]
+        out = R.fit_stages(model, bank, tr_idx, va_idx, targets, stages, train_kind=spec["transforms"],
+                           generator=gens.torch, bs=s["bs"], lr_find_before=spec.get("lr_find_before"),
+                           lr_find_it=s["lr_find_it"], loss_fn=loss_fn, label=f"{ctx.case} seed={seed}")
+        out.update(n_train=len(tr), n_valid=len(va))
+        for st, (_, _, lr) in zip(out["stages"], spec["stages"]):
+            st["lr"] = lr
+            if regress:  # an argmax 'error rate' means nothing for one output
+                st["history"] = [{k: v for k, v in h.items() if k != "error_rate"} for h in st["history"]]
         out["history"] = [dict(h, epoch=i + 1) for i, h in enumerate(h for st in out["stages"] for h in st["history"])]
         if out["diverged"] is None:
             out["final"] = _final_metrics(model, bank, va_idx, targets, n_circles, regress)

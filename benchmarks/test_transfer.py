@@ -92,22 +92,10 @@ def transfer_run(ctx, data, name: str, seed: int, pretrained_state: dict | None)
         nv = int(0.2 * len(data))
         va, tr = torch.from_numpy(perm[:nv]).to(dev), torch.from_numpy(perm[nv:]).to(dev)
         model = R.create_cnn(s["arch"], len(data.classes), width=s["width"], pretrained_state=pretrained_state).to(dev)
-        out = {"n_valid": nv, "n_train": len(perm) - nv, "stages": [], "diverged": None}
-        res = R.fit_one_cycle(model, bank, tr, va, labels, s["ep1"], slice(3e-3), train_kind="default",
-                              generator=gens.torch, bs=s["bs"], label=f"{name} stage 1 seed={seed}")
-        out["stages"].append({"history": res.history, "wall_s": res.wall_s})
-        if res.diverged is not None:
-            out["diverged"] = {"stage": 1, **res.diverged}
-            return out
-        R.unfreeze(model)
-        out["lr_find"] = R.lr_find(model, bank, tr, labels, train_kind="default", generator=gens.torch, bs=s["bs"],
-                                   num_it=s["lr_find_it"])
-        res = R.fit_one_cycle(model, bank, tr, va, labels, s["ep2"], slice(1e-4), train_kind="default",
-                              generator=gens.torch, bs=s["bs"], label=f"{name} stage 2 seed={seed}")
-        out["stages"].append({"history": res.history, "wall_s": res.wall_s})
-        if res.diverged is not None:
-            out["diverged"] = {"stage": 2, **res.diverged}
-        return out
+        stages = [("as_created", s["ep1"], slice(3e-3)), ("unfrozen", s["ep2"], slice(1e-4))]
+        out = R.fit_stages(model, bank, tr, va, labels, stages, train_kind="default", generator=gens.torch,
+                           bs=s["bs"], lr_find_before=1, lr_find_it=s["lr_find_it"], label=f"{name} seed={seed}")
+        return {"n_valid": nv, "n_train": len(perm) - nv, **out}
 
     return ctx.run(name, seed, fn, config=cfg, experiment="transfer")
 
