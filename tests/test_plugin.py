@@ -97,3 +97,27 @@ def test_posts_pretrained_claim_runs_with_a_weights_file(tmp_path):
     assert len(runs) == 1 and runs[0]["config"]["pretrained"] and runs[0]["config"]["arch"] == "resnet34"
     assert len(runs[0]["stages"]) == 2 and "error_rate" in runs[0]["stages"][0]["history"][-1]
     assert recs[-1]["kind"] == "verdict" and "would-be outcome" in recs[-1]["reason"]
+
+
+def test_transfer_runs_on_a_user_folder_and_a_missing_one_is_not_run(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "pets" / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "pets" / cls / f"{i}.png")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu"}
+    env = {k: v for k, v in env.items() if not k.startswith("CLAIMBENCH_FOLDER_") and k != "CLAIMBENCH_DATA_DIR"}
+    base = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_transfer.py"), "-rA", "-p",
+            "no:cacheprovider", "--profile", "smoke", "--report-dir", str(tmp_path / "rep"), "-k", "transfer_from_scratch"]
+    r = subprocess.run(base + ["--folder", f"paintings={tmp_path / 'pets'}", "--folder",
+                               f"kittencat={tmp_path / 'pets'}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    assert {x["config"]["n_images"] for x in recs if x["kind"] == "run"} == {24}
+    r = subprocess.run(base + ["--folder", f"paintings={tmp_path / 'nothing'}"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600, env=env)
+    assert r.returncode == 0 and "not run (data)" in r.stdout and "nothing" in r.stdout, r.stdout + r.stderr
