@@ -15,9 +15,6 @@ levels need the pretraining. The cpu profile uses a half-width ResNet-10 at 112 
 """
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pytest
 import torch
@@ -28,9 +25,9 @@ from fixtures.folders import load_image_folder
 from harness import stats
 from harness.claims import Case
 from harness.profiles import Budget
-from harness.report import accuracy_bands
+from harness.report import accuracy_bands, images_figure
 from harness.seeding import seed_all
-from harness.verdict import Check, Outcome, decide_greater, from_checks
+from harness.verdict import Check, Outcome, decide_greater, floor_check, from_checks
 
 SCALE = {
     "smoke": dict(arch="resnet10", width=0.125, size=32, bs=16, ep1=1, ep2=1, lr_find_it=12),
@@ -139,10 +136,10 @@ def _epoch_table(run, name) -> dict:
 
 
 def _curves(name, runs) -> dict:
-    ok = [{"history": [dict(h, step=i + 1) for i, h in enumerate(h for st in r["stages"] for h in st["history"])]}
+    ok = [{"history": [dict(h, epoch=i + 1) for i, h in enumerate(h for st in r["stages"] for h in st["history"])]}
           for r in runs if r.get("diverged") is None]
     return {"kind": "lines", "title": f"{name}: validation accuracy per epoch (stage 1 then stage 2)",
-            "xlabel": "epoch", "ylabel": "validation accuracy", "series": accuracy_bands({name: ok}) if ok else []}
+            "xlabel": "epoch", "ylabel": "validation accuracy", "series": accuracy_bands({name: ok}, x="epoch")}
 
 
 def _lr_fig(name, runs) -> dict:
@@ -153,24 +150,13 @@ def _lr_fig(name, runs) -> dict:
 
 
 def _thumbs(data, name, k=6) -> dict:
-    import matplotlib.image as mpimg
-
-    images = []
     picks = np.concatenate([np.flatnonzero(data.labels == c)[:k // len(data.classes)] for c in range(len(data.classes))])
+    items = []
     for i in picks:
-        buf = io.BytesIO()
         im = data.images[i]
         step = max(1, max(im.shape[:2]) // 160)
-        mpimg.imsave(buf, im[::step, ::step], format="png")
-        images.append({"label": data.classes[data.labels[i]], "png": base64.b64encode(buf.getvalue()).decode()})
-    return {"kind": "images", "title": f"{name}: sample images ({len(data)} used; {data.counts()})", "images": images}
-
-
-def _level_check(name, accs, floor, posts) -> tuple[Check, stats.Summary]:
-    summ = stats.summary(accs)
-    hi = summ.ci_t[1] if len(accs) > 1 else float("nan")
-    passed = True if summ.mean >= floor else (False if hi == hi and hi < floor else None)
-    return Check(name, f"mean >= {100 * floor:.0f}% (posts {posts})", summ.fmt(100, 2, "%"), passed), summ
+        items.append((data.classes[data.labels[i]], im[::step, ::step]))
+    return images_figure(f"{name}: sample images ({len(data)} used; {data.counts()})", items)
 
 
 def _sweet_spots(runs) -> list[dict]:
@@ -195,7 +181,7 @@ def test_claim(case: Case, claimbench, weights) -> None:
     notes = []
     details = {"stage1": [_acc(r, 0) for r in runs], "stage2": [_acc(r, 1) for r in runs]}
     if cid == "paintings_resnet34_95pct":
-        check, summ = _level_check("accuracy after 5 frozen epochs", details["stage1"], 0.90, "95%, 38/40")
+        check, summ = floor_check("accuracy after 5 frozen epochs", details["stage1"], 0.90, "95%, 38/40")
         checks = [check]
     elif cid == "paintings_finetune_100pct":
         k = sum(_acc(r, 1) >= 1 - 1 / 40 - 1e-9 for r in runs)

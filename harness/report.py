@@ -112,12 +112,15 @@ def render_index(verdicts: dict, store_path: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def accuracy_bands(runs_by_arm: dict[str, list[dict]]) -> list[dict]:
-    """"lines" series of accuracy (1 - error_rate) per evaluation step: the mean over seeds with a
-    min..max band; runs whose history is shorter than the first run's (diverged) are left out."""
+def accuracy_bands(runs_by_arm: dict[str, list[dict]], x: str = "step") -> list[dict]:
+    """"lines" series of accuracy (1 - error_rate) per evaluation point (history key ``x``: "step" or
+    "epoch"): the mean over seeds with a min..max band; runs whose history is shorter than the first
+    run's (diverged) are left out, and arms without runs."""
     series = []
     for arm, runs in runs_by_arm.items():
-        xs = [h["step"] for h in runs[0]["history"]]
+        if not runs:
+            continue
+        xs = [h[x] for h in runs[0]["history"]]
         ys = np.array([[1 - h.get("error_rate", 1.0) for h in r["history"]] for r in runs
                        if len(r["history"]) == len(xs)])
         series.append({"label": arm, "x": xs, "y": ys.mean(0).tolist(), "lo": ys.min(0).tolist(),
@@ -193,6 +196,22 @@ def _render_figure(fig_spec: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def images_figure(title: str, items: list[tuple[str, np.ndarray]]) -> dict:
+    """An "images" figure spec: each (label, HxWx3 array, uint8 or floats in [0, 1]) kept as a base64 PNG
+    in the record, so the report can draw it again from the store alone."""
+    import base64
+    import io
+
+    import matplotlib.image as mpimg
+
+    images = []
+    for label, arr in items:
+        buf = io.BytesIO()
+        mpimg.imsave(buf, arr, format="png")
+        images.append({"label": label, "png": base64.b64encode(buf.getvalue()).decode()})
+    return {"kind": "images", "title": title, "images": images}
 
 
 def _render_images(fig_spec: dict, path: Path) -> None:

@@ -114,3 +114,12 @@ def decide_greater(a: Sequence[float], b: Sequence[float], *, alpha: float = 0.0
         return INCONCLUSIVE, comp, [c if c.passed else Check(c.name, c.expected, c.observed, None)
                                     for c in checks]
     return NOT_REPRODUCED, comp, checks
+
+
+def floor_check(name: str, values: Sequence[float], floor: float, posts: str) -> tuple[Check, stats.Summary]:
+    """"The mean reaches ``floor``" over seeds: holds when the mean reaches it, fails when the t-CI's upper
+    end stays below it, undecided in between (or with one seed). ``posts`` is the posts' number, shown."""
+    summ = stats.summary(values)
+    hi = summ.ci_t[1] if len(values) > 1 else float("nan")
+    passed = True if summ.mean >= floor else (False if hi == hi and hi < floor else None)
+    return Check(name, f"mean >= {100 * floor:.0f}% (posts {posts})", summ.fmt(100, 2, "%"), passed), summ

@@ -142,3 +142,14 @@ def test_compare_with_one_seed_is_undefined_not_an_error():
     comp = stats.compare([0.9], [0.8], paired=True)
     assert comp.diff == pytest.approx(0.1) and math.isnan(comp.welch.p) and math.isnan(comp.mdd)
     assert decide_greater([0.9], [0.8])[0] == INCONCLUSIVE
+
+
+def test_floor_check_reaches_fails_or_stays_undecided():
+    from harness.verdict import floor_check
+
+    assert floor_check("c", [0.91, 0.93, 0.92], 0.90, "95%")[0].passed is True
+    assert floor_check("c", [0.70, 0.72, 0.71], 0.90, "95%")[0].passed is False
+    assert floor_check("c", [0.60, 0.99, 0.80], 0.90, "95%")[0].passed is None  # CI reaches the floor
+    assert floor_check("c", [0.70], 0.90, "95%")[0].passed is None  # one seed decides nothing below the floor
+    check, summ = floor_check("c", [0.91, 0.93], 0.90, "95%")
+    assert check.expected == "mean >= 90% (posts 95%)" and summ.n == 2
