@@ -127,6 +127,7 @@ def test_dihedral_gives_the_eight_symmetries():
 def test_lr_find_restores_the_model_and_stops_on_divergence():
     bank = _bank(12)
     labels = torch.tensor([0, 1] * 6)
+    torch.manual_seed(0)  # the model's init (the autouse fixture restores the global RNG afterwards)
     model = R.create_cnn("resnet10", 2, width=0.125)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     out = R.lr_find(model, bank, torch.arange(12), labels, train_kind="dihedral",
@@ -135,7 +136,9 @@ def test_lr_find_restores_the_model_and_stops_on_divergence():
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert out["lr"][0] == pytest.approx(1e-7)
     assert out["stopped_early"] and len(out["lr"]) < 100  # random labels at lr up to 10: the loss blows up
-    assert out["plot_lr"] == out["lr"][10:-5]
+    # recorder.plot() leaves out the first 10 and last 5 points, when there are more than 15
+    assert out["plot_lr"] == (out["lr"][10:-5] if len(out["lr"]) > 15 else out["lr"])
+    assert out["plot_loss"] == (out["smooth"][10:-5] if len(out["smooth"]) > 15 else out["smooth"])
 
 
 def test_sweet_spot_reading():
