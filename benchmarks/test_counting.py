@@ -535,7 +535,7 @@ def _pixel_baseline(ctx) -> None:
             for view in ("center", "part1_view"):
                 results[name][view].append(got[name][view])
     noise = ctx.run("noise", ctx.seeds[0], lambda: _label_noise(ctx, ctx.seeds[0]),
-                    config={"images": s["noise_images"], "size": s["size"], "version": 1},
+                    config={"images": s["noise_images"], "size": s["size"], "version": 2},
                     experiment="counting-noise")
     speed = renderer_speed()
     equal = [np.mean(results[k]["center"]) for k in ("1-5", "45-50", "45-49")]
