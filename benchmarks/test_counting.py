@@ -42,7 +42,7 @@ from fixtures.circles import RENDER_VERSION, counting_dataset, crop_label_noise,
 from harness import stats
 from harness.claims import Case
 from harness.profiles import Budget
-from harness.report import accuracy_bands, images_figure
+from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all
 from harness.verdict import INCONCLUSIVE, Check, Outcome, floor_check, from_checks
 
@@ -121,12 +121,6 @@ def _mse(out, y, reduction="mean"):
     return F.mse_loss(out.float().squeeze(1), y.float(), reduction=reduction)
 
 
-def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    perm = np.random.RandomState(seed).permutation(n)  # fastai: a random 20% for validation
-    nv = int(0.2 * n)
-    return perm[nv:], perm[:nv]
-
-
 def _dataset(ctx, spec: dict, seed: int, counts=None, per_class=None):
     s = ctx.budget.settings
     return counting_dataset(tuple(counts or spec["counts"]), per_class or spec["per_class"],
@@ -156,7 +150,7 @@ def counting_run(ctx, spec: dict, seed: int, pretrained_state: dict | None) -> d
         gens = seed_all(seed)
         dev = ctx.device
         bank, labels, n_circles, _ = _dataset(ctx, spec, seed)
-        tr, va = _split(len(labels), seed)
+        tr, va = R.random_split(len(labels), seed)
         regress = spec["head"] == "regress"
         targets = torch.from_numpy(n_circles.astype(np.float32)) if regress else labels
         bank, targets = bank.to(dev), targets.to(dev)
@@ -213,14 +207,6 @@ def _out_of_range(ctx, model, spec, seed) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def _acc(run, stage: int = -1) -> float:
-    """Final validation accuracy of a stage (a diverged run counts as 0 from the stage it broke in)."""
-    st = run["stages"]
-    if run.get("diverged") is not None and (stage == -1 or stage >= run["diverged"]["stage"] - 1):
-        return 0.0
-    return 1 - st[stage]["history"][-1]["error_rate"]
-
-
 def _epoch_table(run, posts_error=None) -> dict:
     """The posts' per-epoch table for one seed, with the posts' error_rate beside ours where known (the
     posts' run had more epochs than a scaled-down profile: then the columns are not aligned in time)."""
@@ -236,18 +222,6 @@ def _curves(title, runs_by_arm) -> dict:
     ok = {arm: [r for r in runs if r.get("diverged") is None] for arm, runs in runs_by_arm.items()}
     return {"kind": "lines", "title": title, "xlabel": "epoch", "ylabel": "validation accuracy",
             "series": accuracy_bands(ok, x="epoch")}
-
-
-def _lr_find_fig(title, runs, posts_range=None) -> dict | None:
-    series = [{"label": f"seed {r['seed']}", "x": r["lr_find"]["plot_lr"], "y": r["lr_find"]["plot_loss"]}
-              for r in runs if r.get("lr_find") and r["lr_find"]["plot_lr"]]
-    if not series:
-        return None
-    fig = {"kind": "lines", "title": title, "xlabel": "learning rate", "ylabel": "smoothed training loss",
-           "xlog": True, "series": series}
-    if posts_range:
-        fig["vspan"] = posts_range
-    return fig
 
 
 def _thumbs(ctx, spec: dict, seed: int, k: int = 6) -> dict:
@@ -306,27 +280,27 @@ def _posts_claim(ctx, cid: str, state: dict) -> None:
     figs = [_thumbs(ctx, spec, ctx.seeds[0]), _curves("validation accuracy per epoch (all stages)", {name: runs})]
     notes = []
     if cid == "counting_1to5_baseline_86pct":
-        check, summ = floor_check("accuracy after 3 frozen epochs", [_acc(r, 0) for r in runs], 0.85, "86.4%")
+        check, summ = floor_check("accuracy after 3 frozen epochs", [R.stage_accuracy(r, 0) for r in runs], 0.85, "86.4%")
         checks = [check]
     elif cid == "counting_1to5_finetune_99pct":
-        check, summ = floor_check("accuracy after 15 unfrozen epochs at slice(1e-4)", [_acc(r) for r in runs],
+        check, summ = floor_check("accuracy after 15 unfrozen epochs at slice(1e-4)", [R.stage_accuracy(r) for r in runs],
                                   0.99, "99.8%")
         checks = [check]
-        figs.append(_lr_find_fig("LR finder after unfreezing (posts: 1e-6 to 1e-3 would work)", runs, [1e-6, 1e-3]))
+        figs.append(lr_finder_figure("LR finder after unfreezing (posts: 1e-6 to 1e-3 would work)", runs, [1e-6, 1e-3]))
     elif cid == "counting_45to50_near_chance":
-        accs1, accs2 = [_acc(r, 0) for r in runs], [_acc(r) for r in runs]
+        accs1, accs2 = [R.stage_accuracy(r, 0) for r in runs], [R.stage_accuracy(r) for r in runs]
         summ = stats.summary(accs1)
         checks = [Check("accuracy after 3 frozen epochs (6 classes, chance 16.7%)", "< 50% (posts 25.2%)",
                         summ.fmt(100, 2, "%"), bool(summ.mean < 0.5)),
                   Check("best epoch of the slice(1e-6) run", "< 50% (posts 27.25%)",
                         f"{100 * max(max(1 - h['error_rate'] for h in r['stages'][-1]['history']) for r in runs):.2f}%",
                         bool(max(accs2) < 0.5))]
-        figs.append(_lr_find_fig("LR finder after unfreezing (posts: flat 1e-6..1e-2)", runs))
+        figs.append(lr_finder_figure("LR finder after unfreezing (posts: flat 1e-6..1e-2)", runs))
         notes.append("The posts' 'chance (1 in 5)' is an erratum: there are six classes, chance is 16.7%.")
     else:
         k, n = _share_perfect(runs)
         lo, hi = stats.clopper_pearson(k, n)
-        summ = stats.summary([_acc(r) for r in runs])
+        summ = stats.summary([R.stage_accuracy(r) for r in runs])
         checks = [Check("seeds whose final error <= 0.001", "most (> half) of the seeds (posts: 1 of 1)",
                         f"{k}/{n} (95% CI {100 * lo:.0f}-{100 * hi:.0f}%)", None if n < 3 else bool(k > n / 2))]
         unstable = [max(h["error_rate"] for h in (r["history"][1:] or r["history"])) for r in runs
@@ -336,16 +310,16 @@ def _posts_claim(ctx, cid: str, state: dict) -> None:
     figs = [f for f in figs if f]
     ctx.conclude(Outcome(from_checks(checks), ours=summ.fmt(100, 2, "%"), ours_stats=summ.as_dict(), checks=checks,
                          tables=[_epoch_table(runs[0], POSTS_ERROR[name])], figures=figs, notes=notes,
-                         details={"acc": [_acc(r) for r in runs]}))
+                         details={"acc": [R.stage_accuracy(r) for r in runs]}))
 
 
 def _from_scratch(ctx) -> None:
     s = ctx.budget.settings
     names = ("part1_small", "part1_large", "part2", "part2_various")
     runs = {n: [counting_run(ctx, recipe(n, s), sd, None) for sd in ctx.seeds] for n in names}
-    acc = {n: np.array([_acc(r) for r in rs]) for n, rs in runs.items()}
-    first = np.array([_acc(r, 0) for r in runs["part1_small"]])
-    first_large = np.array([_acc(r, 0) for r in runs["part1_large"]])
+    acc = {n: np.array([R.stage_accuracy(r) for r in rs]) for n, rs in runs.items()}
+    first = np.array([R.stage_accuracy(r, 0) for r in runs["part1_small"]])
+    first_large = np.array([R.stage_accuracy(r, 0) for r in runs["part1_large"]])
     c1, s1 = floor_check("1-5, Part I recipe, after 3 epochs (A6's 85%)", first, 0.85, "86.4% pretrained")
     s_large = stats.summary(first_large)
     c2 = Check("45-50, Part I recipe, after 3 epochs: near chance (A8)", "< 50% (posts 25.2% pretrained)",
@@ -360,14 +334,14 @@ def _from_scratch(ctx) -> None:
               "part2": "45-49, Part II (dihedral, slice(1e-4, 1e-2))", "part2_various": "45-49 various sizes, Part II"}
     for nme in names:
         sm = stats.summary(acc[nme])
-        first_stage = stats.summary([_acc(r, 0) for r in runs[nme]])
+        first_stage = stats.summary([R.stage_accuracy(r, 0) for r in runs[nme]])
         rows.append([labels[nme], runs[nme][0]["n_train"], first_stage.fmt(100, 2, "%"), sm.fmt(100, 2, "%"),
                      f"{100 / len(recipe(nme, s)['counts']):.1f}%"])
     figs = [_thumbs(ctx, recipe(n, s), ctx.seeds[0], 4) for n in names]
     figs += [_curves("validation accuracy per epoch, from scratch", {labels[n]: runs[n] for n in names}),
-             _lr_find_fig("LR finder after the first stage, 1-5 from scratch (posts read 1e-6..1e-3 pretrained)",
+             lr_finder_figure("LR finder after the first stage, 1-5 from scratch (posts read 1e-6..1e-3 pretrained)",
                           runs["part1_small"], [1e-6, 1e-3]),
-             _lr_find_fig("LR finder after the first stage, 45-50 from scratch", runs["part1_large"])]
+             lr_finder_figure("LR finder after the first stage, 45-50 from scratch", runs["part1_large"])]
     ctx.conclude(Outcome(
         from_checks(checks), ours="; ".join(f"{n} {100 * acc[n].mean():.1f}%" for n in names),
         ours_stats=s1.as_dict(), checks=checks,
@@ -387,7 +361,7 @@ def _ablation(ctx, state: dict | None) -> None:
     levels = [(d, t, sc) for d in ("small", "large") for t in ("default", "dihedral") for sc in ("part1", "part2")]
     runs = {lv: [counting_run(ctx, ablation_arm(s, *lv), sd, state) for sd in ctx.seeds] for lv in levels}
     six = [counting_run(ctx, ablation_arm(s, "small", "default", "part1", classes=6), sd, state) for sd in ctx.seeds]
-    acc = {lv: np.array([_acc(r) for r in rs]) for lv, rs in runs.items()}
+    acc = {lv: np.array([R.stage_accuracy(r) for r in rs]) for lv, rs in runs.items()}
     effects = {}
     for i, (fname, lo, hi) in enumerate((("data size", "small", "large"), ("transforms", "default", "dihedral"),
                                          ("schedule", "part1", "part2"))):
@@ -398,7 +372,7 @@ def _ablation(ctx, state: dict | None) -> None:
             other = tuple(lo if j == i else v for j, v in enumerate(lv))
             diffs += (acc[lv] - acc[other]).tolist()  # paired by seed: same dataset draw
         effects[fname] = np.array(diffs)
-    six_acc = np.array([_acc(r) for r in six])
+    six_acc = np.array([R.stage_accuracy(r) for r in six])
     five_acc = acc[("small", "default", "part1")]
     chance_gain_six = six_acc - 1 / 6
     chance_gain_five = five_acc - 1 / 5
@@ -461,7 +435,7 @@ def _regression(ctx, state: dict | None) -> None:
         return
     racc = np.array([r["final"]["acc"] for r in ok])
     mae = np.array([r["final"]["mae"] for r in ok])
-    cacc = np.array([_acc(r) for r in cls])
+    cacc = np.array([R.stage_accuracy(r) for r in cls])
     oor = {c: np.array([r["out_of_range"][str(c)]["mean_pred"] for r in ok]) for c in OUT_OF_RANGE}
     direction = bool(oor[44].mean() < oor[50].mean() and oor[43].mean() < oor[51].mean())
     summ = stats.summary(mae)
@@ -518,7 +492,7 @@ def _pixel_baseline(ctx) -> None:
                 per = max(2, s["pixel_images"] // len(counts))
                 bank, _, n_circles, _ = counting_dataset(counts, per, various=various, seed=seed + 20_000,
                                                          size=s["size"], cache_dir=str(ctx.bench.cache_dir))
-                tr, va = _split(len(n_circles), seed)
+                tr, va = R.random_split(len(n_circles), seed)
                 idx = torch.arange(len(n_circles))
                 views = {"center": R.Pipeline(bank, "center")(idx),
                          "part1_view": R.Pipeline(bank, "default")(idx, gens.torch)}

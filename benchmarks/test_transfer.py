@@ -25,7 +25,7 @@ from fixtures.folders import load_image_folder
 from harness import stats
 from harness.claims import Case
 from harness.profiles import Budget
-from harness.report import accuracy_bands, images_figure
+from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all
 from harness.verdict import Check, Outcome, decide_greater, floor_check, from_checks
 
@@ -85,26 +85,19 @@ def transfer_run(ctx, data, name: str, seed: int, pretrained_state: dict | None)
         dev = ctx.device
         bank = R.ImageBank.from_arrays(data.images, s["size"]).to(dev)
         labels = torch.from_numpy(data.labels.astype(np.int64)).to(dev)
-        perm = np.random.RandomState(seed).permutation(len(data))
-        nv = int(0.2 * len(data))
-        va, tr = torch.from_numpy(perm[:nv]).to(dev), torch.from_numpy(perm[nv:]).to(dev)
+        tr_np, va_np = R.random_split(len(data), seed)
+        tr, va = torch.from_numpy(tr_np).to(dev), torch.from_numpy(va_np).to(dev)
         model = R.create_cnn(s["arch"], len(data.classes), width=s["width"], pretrained_state=pretrained_state).to(dev)
         stages = [("as_created", s["ep1"], slice(3e-3)), ("unfrozen", s["ep2"], slice(1e-4))]
         out = R.fit_stages(model, bank, tr, va, labels, stages, train_kind="default", generator=gens.torch,
                            bs=s["bs"], lr_find_before=1, lr_find_it=s["lr_find_it"], label=f"{name} seed={seed}")
-        return {"n_valid": nv, "n_train": len(perm) - nv, **out}
+        return {"n_valid": len(va_np), "n_train": len(tr_np), **out}
 
     return ctx.run(name, seed, fn, config=cfg, experiment="transfer")
 
 
-def _acc(run, stage: int) -> float:
-    if run.get("diverged") is not None and stage >= run["diverged"]["stage"] - 1:
-        return 0.0
-    return 1 - run["stages"][stage]["history"][-1]["error_rate"]
-
-
 def _correct(run, stage: int) -> int:
-    return int(round(_acc(run, stage) * run["n_valid"]))
+    return int(round(R.stage_accuracy(run, stage) * run["n_valid"]))
 
 
 def _runs_table(runs) -> dict:
@@ -142,11 +135,9 @@ def _curves(name, runs) -> dict:
             "xlabel": "epoch", "ylabel": "validation accuracy", "series": accuracy_bands({name: ok}, x="epoch")}
 
 
-def _lr_fig(name, runs) -> dict:
-    return {"kind": "lines", "title": f"{name}: LR finder after unfreezing (shaded: the posts' 1e-5..1e-3)",
-            "xlabel": "learning rate", "ylabel": "smoothed training loss", "xlog": True, "vspan": [1e-5, 1e-3],
-            "series": [{"label": f"seed {r['seed']}", "x": r["lr_find"]["plot_lr"], "y": r["lr_find"]["plot_loss"]}
-                       for r in runs if r.get("lr_find")]}
+def _lr_fig(name, runs) -> dict | None:
+    return lr_finder_figure(f"{name}: LR finder after unfreezing (shaded: the posts' 1e-5..1e-3)", runs,
+                            [1e-5, 1e-3])
 
 
 def _thumbs(data, name, k=6) -> dict:
@@ -179,12 +170,12 @@ def test_claim(case: Case, claimbench, weights) -> None:
     runs = [transfer_run(ctx, data, name, sd, state) for sd in ctx.seeds]
     figs = [_thumbs(data, name), _curves(name, runs)]
     notes = []
-    details = {"stage1": [_acc(r, 0) for r in runs], "stage2": [_acc(r, 1) for r in runs]}
+    details = {"stage1": [R.stage_accuracy(r, 0) for r in runs], "stage2": [R.stage_accuracy(r, 1) for r in runs]}
     if cid == "paintings_resnet34_95pct":
         check, summ = floor_check("accuracy after 5 frozen epochs", details["stage1"], 0.90, "95%, 38/40")
         checks = [check]
     elif cid == "paintings_finetune_100pct":
-        k = sum(_acc(r, 1) >= 1 - 1 / 40 - 1e-9 for r in runs)
+        k = sum(R.stage_accuracy(r, 1) >= 1 - 1 / 40 - 1e-9 for r in runs)
         n = len(runs)
         lo, hi = stats.clopper_pearson(k, n)
         summ = stats.summary(details["stage2"])
@@ -216,12 +207,12 @@ def test_claim(case: Case, claimbench, weights) -> None:
         ctx.conclude(Outcome(verdict, ours=f"{summ.fmt(100, 2, '%')}; gain {100 * comp.diff:+.2f} pts "
                                            f"[{100 * comp.diff_ci[0]:.2f}, {100 * comp.diff_ci[1]:.2f}]",
                              ours_stats=summ.as_dict(), checks=checks,
-                             tables=[_runs_table(runs), _epoch_table(runs[0], name)], figures=figs,
+                             tables=[_runs_table(runs), _epoch_table(runs[0], name)], figures=[f for f in figs if f],
                              notes=notes + ["On one split the posts' 61/66 vs 57/66 is not significant (Fisher p ~ 0.4)."],
                              details=details))
         return
     ctx.conclude(Outcome(from_checks(checks), ours=summ.fmt(100, 2, "%"), ours_stats=summ.as_dict(), checks=checks,
-                         tables=[_runs_table(runs), _epoch_table(runs[0], name)], figures=figs, notes=notes,
+                         tables=[_runs_table(runs), _epoch_table(runs[0], name)], figures=[f for f in figs if f], notes=notes,
                          details=details))
 
 
@@ -236,9 +227,9 @@ def _from_scratch(ctx, claimbench) -> None:
     for name in ("paintings", "kittencat"):
         data = folder(claimbench, ctx, name)
         runs = [transfer_run(ctx, data, name, sd, None) for sd in ctx.seeds]
-        final = np.array([_acc(r, 1) for r in runs])
+        final = np.array([R.stage_accuracy(r, 1) for r in runs])
         for stage, label in ((0, "after stage 1 (5 epochs)"), (1, "after stage 2 (15 more, unfrozen)")):
-            accs = np.array([_acc(r, stage) for r in runs])
+            accs = np.array([R.stage_accuracy(r, stage) for r in runs])
             summ = stats.summary(accs)
             hi = summ.ci_t[1] if len(runs) > 1 else float("nan")
             floor = SCRATCH_FLOORS[name][stage]
@@ -249,7 +240,7 @@ def _from_scratch(ctx, claimbench) -> None:
                    _epoch_table(runs[0], name)]
         spots = _sweet_spots(runs)
         figs += [_thumbs(data, name), _curves(name, runs), _lr_fig(name, runs)]
-        gain = final - np.array([_acc(r, 0) for r in runs])
+        gain = final - np.array([R.stage_accuracy(r, 0) for r in runs])
         details[name] = {"final": final.tolist(), "gain": gain.tolist(), "sweet_spots": spots,
                          "skipped": data.skipped}
         ours.append(f"{name} {summ.fmt(100, 1, '%')}")
@@ -260,5 +251,5 @@ def _from_scratch(ctx, claimbench) -> None:
              + ", ".join(f"{sp['argmin_lr']:.1e}" for sp in details["kittencat"]["sweet_spots"]),
              "Files skipped by the image-extension rule or as unreadable: "
              + "; ".join(f"{n}: {len(d['skipped'])}" for n, d in details.items())]
-    ctx.conclude(Outcome(from_checks(checks), ours="; ".join(ours), checks=checks, tables=tables, figures=figs,
+    ctx.conclude(Outcome(from_checks(checks), ours="; ".join(ours), checks=checks, tables=tables, figures=[f for f in figs if f],
                          notes=notes, details=details))

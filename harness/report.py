@@ -198,6 +198,20 @@ def _render_figure(fig_spec: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def lr_finder_figure(title: str, runs: list[dict], span: list[float] | None = None) -> dict | None:
+    """A "lines" figure of each run's LR-finder curve as fastai's recorder.plot() showed it (log lr vs
+    smoothed loss), ``span`` shaded (the posts' reading); None when no run has a curve."""
+    series = [{"label": f"seed {r['seed']}", "x": r["lr_find"]["plot_lr"], "y": r["lr_find"]["plot_loss"]}
+              for r in runs if r.get("lr_find") and r["lr_find"]["plot_lr"]]
+    if not series:
+        return None
+    fig = {"kind": "lines", "title": title, "xlabel": "learning rate", "ylabel": "smoothed training loss",
+           "xlog": True, "series": series}
+    if span:
+        fig["vspan"] = span
+    return fig
+
+
 def images_figure(title: str, items: list[tuple[str, np.ndarray]]) -> dict:
     """An "images" figure spec: each (label, HxWx3 array, uint8 or floats in [0, 1]) kept as a base64 PNG
     in the record, so the report can draw it again from the store alone."""
