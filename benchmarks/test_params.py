@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from harness.claims import Case
 from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.train import TrainConfig, train
-from harness.verdict import Check, Outcome, from_checks
+from harness.plugin import ClaimBench
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 2 ** 20
@@ -57,7 +56,9 @@ MODIFIED_POSTS = [
 ]
 POSTS_VGG16_WEIGHTS = 138_344_128
 POSTS_MODIFIED_WEIGHTS = 16_062_144  # the sum of the posts' own rows
-POSTS_CHECKPOINT = "184M"
+# TF 1.x Saver's data file for the modified VGG (3-channel rows of the posts): 16,062,144 weights + biases as
+# float32, Adam's m and v for each, and Adam's two beta-power scalars (CLAIMS.md D7).
+TF_CHECKPOINT_BYTES = 192_813_440
 
 SAME = Budget(seeds=1)
 TABLE_CASES = [Case("ltfn8_vgg_param_tables", {"smoke": SAME, "cpu": SAME, "full": SAME}, variant=v)
@@ -97,40 +98,40 @@ def _compare_table(name: str, posts: list, ours: list[dict]) -> tuple[list[list]
 
 
 @pytest.mark.parametrize("case", TABLE_CASES, ids=str)
-def test_param_tables(case: Case, claimbench) -> None:
+def test_param_tables(case: Case, claimbench: ClaimBench) -> None:
     ctx = claimbench.start(case)
-    if case.variant == "vgg16":
-        posts, posts_total, shape_in = VGG16_POSTS, POSTS_VGG16_WEIGHTS, (3, 224, 224)
-        with torch.device("meta"):
-            model = make_vgg16()
-        extra = []
-    else:
-        posts, posts_total, shape_in = MODIFIED_POSTS, POSTS_MODIFIED_WEIGHTS, (1, 28, 28)
-        model = make_modified_vgg(in_channels=1).to("meta")
+
+    def measure() -> dict:
+        if case.variant == "vgg16":
+            posts, shape_in = VGG16_POSTS, (3, 224, 224)
+            with torch.device("meta"):
+                model = make_vgg16()
+        else:
+            posts, shape_in = MODIFIED_POSTS, (1, 28, 28)
+            model = make_modified_vgg(in_channels=1).to("meta")
+        weights, biases = count_weights(model)
+        rows, errata, bad_w, bad_s = _compare_table(case.variant, posts, layer_table(model, shape_in))
+        return {"rows": rows, "errata": errata, "weights": weights, "biases": biases,
+                "metrics": {"weight_rows_differing": bad_w, "shape_rows_differing": bad_s, "built_weights": weights}}
+
+    run = ctx.run("table", 0, measure)
+    extra = []
+    if case.variant == "modified_vgg":
         w3, b3 = count_weights(make_modified_vgg(in_channels=3).to("meta"))
         extra = [f"The posts' rows sum to {POSTS_MODIFIED_WEIGHTS:,}, which is the 3-channel (CIFAR) "
                  f"network's count ({w3:,} weights, {w3 + b3:,} with biases), not the 1-channel one.",
                  "The text mentions dropping the last pool and three 512-convs but not that one of the two "
                  "FC-4096 layers is gone too; the code and the table have one."]
-    weights, biases = count_weights(model)
-    rows, errata, bad_w, bad_s = _compare_table(case.variant, posts, layer_table(model, shape_in))
-    table_sum = sum(w for _k, w, _s in posts)
-    checks = [
-        Check("posts' rows sum to the posts' total", f"{posts_total:,}", f"{table_sum:,}", table_sum == posts_total),
-        Check("per-layer weight counts", f"{sum(1 for p in posts if p[1])} rows equal", f"{bad_w} differ", bad_w == 0),
-        Check("per-layer output shapes", f"{len(posts)} rows equal", f"{bad_s} differ", bad_s == 0),
-        Check("weights-only total of the built network", f"{posts_total:,}", f"{weights:,}", weights == posts_total),
-    ]
-    ctx.conclude(Outcome(
-        from_checks(checks),
-        ours=f"{weights:,} weights ({weights + biases:,} with biases); {len(errata)} errata",
-        checks=checks,
-        tables=[{"title": f"{case.variant}: the posts' table vs the built network",
+    matching = [str(r[0]) for r in run["rows"] if r[-1] == "yes"]
+    ctx.decide(
+        {"table": [run]},
+        tables=[{"title": f"{case.variant}: the posts' table vs the built network ({len(matching)} of "
+                          f"{len(run['rows'])} rows match: {', '.join(matching)})",
                  "columns": ["#", "layer", "posts' weights", "our weights", "posts' shape", "our shape", "match"],
-                 "rows": rows},
-                {"title": "errata", "columns": ["erratum"], "rows": [[e] for e in errata] or [["none"]]}],
-        notes=extra, details={"weights": weights, "biases": biases, "errata": errata},
-    ))
+                 "rows": run["rows"]},
+                {"title": "the posts' errata (rows that differ from the built network)", "columns": ["erratum"],
+                 "rows": [[e] for e in run["errata"]] or [["none"]]}],
+        notes=extra)
 
 
 def _save_checkpoint(width: float, batch: int, seed: int, folder: Path) -> dict:
@@ -199,7 +200,7 @@ def _restore(folder: Path, width: float) -> dict:
 
 
 @pytest.mark.parametrize("case", CKPT_CASES, ids=str)
-def test_checkpoint(case: Case, claimbench) -> None:
+def test_checkpoint(case: Case, claimbench: ClaimBench) -> None:
     ctx = claimbench.start(case)
     width, batch = ctx.budget["width"], ctx.budget["batch"]
     roundtrip = case.claim_id.endswith("roundtrip")
@@ -207,54 +208,46 @@ def test_checkpoint(case: Case, claimbench) -> None:
     def measure(seed: int) -> dict:
         with tempfile.TemporaryDirectory(prefix="claimbench-ckpt-") as tmp:
             res = _save_checkpoint(width, batch, seed, Path(tmp))
+            metrics = {"size_mib": res["bytes"] / MIB, "bytes": res["bytes"],
+                       "overhead_bytes": res["bytes"] - 3 * 4 * res["n_params"],
+                       "moments_per_param": res["n_moments"] / res["n_params"]}
             if roundtrip:
                 res.update(_restore(Path(tmp), width))
-            return {"measure": res}
+                metrics.update(restored_max_abs_diff=res["restored_max_abs_diff"],
+                               exported_max_abs_diff=res["exported_max_abs_diff"])
+            return {"measure": res, "metrics": metrics}
 
-    runs = [ctx.run("adam_checkpoint", s, lambda s=s: measure(s)) for s in ctx.seeds]
-    ms = [r["measure"] for r in runs]
+    runs = [ctx.run("checkpoint", s, lambda s=s: measure(s)) for s in ctx.seeds]
     if roundtrip:
-        worst = {k: max(m[f"{k}_max_abs_diff"] for m in ms) for k in ("restored", "exported")}
-        checks = [Check("state dict restored in a fresh process", "identical logits",
-                        f"max |diff| = {worst['restored']:.3g}", all(m["restored_identical"] for m in ms)),
-                  Check("exported program restored without the model class", "identical logits",
-                        f"max |diff| = {worst['exported']:.3g}", all(m["exported_identical"] for m in ms))]
-        ours = f"max |logit diff| {worst['restored']:.3g} (state dict), {worst['exported']:.3g} (exported), n={len(ms)}"
-        ctx.conclude(Outcome(from_checks(checks), ours=ours, checks=checks,
-                             details={"per_seed": ms}))
+        ctx.decide({"checkpoint": runs})
         return
-    m = ms[0]
-    size = [x["bytes"] for x in ms]
-    expected = 3 * 4 * m["n_params"]  # parameters + Adam's two moments, float32
-    checks = [Check("size vs 3 x 4 bytes x parameters (params + Adam m, v)", f"{expected:,} B within 1%",
-                    f"{max(size):,} B", all(abs(s - expected) <= 0.01 * expected for s in size)),
-              Check("Adam moments per parameter", "2", f"{m['n_moments'] / m['n_params']:.3f}",
-                    m["n_moments"] == 2 * m["n_params"])]
-    if width == 1.0:
-        mib = max(size) / MIB
-        checks.append(Check("size as `ls -h` prints it (MiB, rounded up)", POSTS_CHECKPOINT,
-                            f"{math.ceil(mib)}M ({mib:.2f} MiB)", f"{math.ceil(mib)}M" == POSTS_CHECKPOINT))
-    params_mib, total_mib = m["params_only_bytes"] / MIB, max(size) / MIB
-    bars = {"kind": "bars", "title": "What the checkpoint holds (MiB)", "ylabel": "MiB",
-            "labels": ["parameters", "Adam exp_avg", "Adam exp_avg_sq", "whole file", "exported program"],
-            "values": [params_mib, (total_mib - params_mib) / 2, (total_mib - params_mib) / 2, total_mib,
-                       m["exported_bytes"] / MIB],
-            "colors": ["tab:blue", "tab:orange", "tab:orange", "tab:gray", "tab:green"],
-            "refs": [{"y": 184, "label": "posts: 184M", "color": "red"}], "rotate": 15}
-    ctx.conclude(Outcome(
-        from_checks(checks), ours=f"{total_mib:.2f} MiB ({max(size):,} B), n={len(ms)} (deterministic)",
-        checks=checks,
-        tables=[{"title": "checkpoint breakdown", "columns": ["part", "bytes", "MiB", "share"],
-                 "rows": [["parameters (state_dict alone)", f"{m['params_only_bytes']:,}", f"{params_mib:.2f}",
-                           f"{m['params_only_bytes'] / max(size):.1%}"],
-                          ["Adam moments + bookkeeping", f"{max(size) - m['params_only_bytes']:,}",
-                           f"{total_mib - params_mib:.2f}", f"{1 - m['params_only_bytes'] / max(size):.1%}"],
-                          ["whole checkpoint", f"{max(size):,}", f"{total_mib:.2f}", "100%"],
+    m = runs[0]["measure"]
+    size = m["bytes"]
+    params_b = 4 * m["n_params"]
+    mib = lambda b: b / MIB  # noqa: E731
+    bars = {"kind": "bars", "title": "What the checkpoint holds (MiB), measured; TensorFlow's beside it",
+            "ylabel": "MiB",
+            "labels": ["parameters (float32)", "Adam exp_avg", "Adam exp_avg_sq", "container overhead",
+                       "our checkpoint", "TF checkpoint (posts)", "exported program"],
+            "values": [mib(params_b), mib(4 * m["n_moments"] / 2), mib(4 * m["n_moments"] / 2),
+                       mib(size - params_b - 4 * m["n_moments"]), mib(size), mib(TF_CHECKPOINT_BYTES),
+                       mib(m["exported_bytes"])],
+            "colors": ["tab:blue", "tab:orange", "tab:orange", "tab:gray", "tab:gray", "tab:red", "tab:green"],
+            "refs": [{"y": 184, "label": "posts: 184M", "color": "red"}], "rotate": 25, "size": (7.5, 4.6)}
+    ctx.decide(
+        {"checkpoint": runs},
+        tables=[{"title": "checkpoint breakdown (counted from the saved tensors; TF's from its variable list)",
+                 "columns": ["part", "bytes", "MiB", "share"],
+                 "rows": [["parameters, float32", f"{params_b:,}", f"{mib(params_b):.2f}", f"{params_b / size:.1%}"],
+                          ["Adam moments (2 per parameter), float32", f"{4 * m['n_moments']:,}",
+                           f"{mib(4 * m['n_moments']):.2f}", f"{4 * m['n_moments'] / size:.1%}"],
+                          ["container overhead (zip, pickle, step)", f"{size - params_b - 4 * m['n_moments']:,}",
+                           f"{mib(size - params_b - 4 * m['n_moments']):.3f}", ""],
+                          ["whole checkpoint", f"{size:,}", f"{mib(size):.2f}", "100%"],
+                          ["TF's data file in the posts: params + Adam m, v + 2 beta-power scalars",
+                           f"{TF_CHECKPOINT_BYTES:,}", f"{mib(TF_CHECKPOINT_BYTES):.2f}", ""],
                           ["exported program (graph + weights)", f"{m['exported_bytes']:,}",
-                           f"{m['exported_bytes'] / MIB:.2f}", ""]]}],
+                           f"{mib(m['exported_bytes']):.2f}", ""]]}],
         figures=[bars],
-        notes=["Only about a third of the checkpoint is parameters; the rest is Adam's two moment "
-               "tensors per parameter, which TF's Saver also stored. A plain-SGD checkpoint would be about "
-               "a third of the size."],
-        details={"per_seed": ms},
-    ))
+        notes=["Only about a third of the checkpoint is parameters; the rest is Adam's two moment tensors per "
+               "parameter, which TF's Saver also stored. A plain-SGD checkpoint would be about a third of the size."])

@@ -27,7 +27,7 @@ from harness.claims import Case
 from harness.profiles import Budget
 from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all
-from harness.verdict import Check, Outcome, decide_greater, floor_check, from_checks
+from harness.plugin import ClaimBench
 
 SCALE = {
     "smoke": dict(arch="resnet10", width=0.125, size=32, bs=16, ep1=1, ep2=1, lr_find_it=12),
@@ -45,7 +45,6 @@ DATASET_OF = {"paintings_resnet34_95pct": "paintings", "paintings_finetune_100pc
               "kittencat_resnet34_86pct": "kittencat", "kittencat_lr_finder_sweet_spot": "kittencat",
               "kittencat_finetune_92pct": "kittencat"}
 CASES = [Case(c, BUDGETS) for c in DATASET_OF] + [Case("transfer_from_scratch", BUDGETS)]
-KITTENCAT_BAND = (0.80, 0.92)  # the posts' 86% (57/66) +- 6 points
 POSTS_ERROR = {  # the posts' error_rate per epoch: 5 frozen epochs, then 15 unfrozen (CLAIMS.md A1-A5)
     "paintings": [.225, .100, .100, .050, .050] + [.025] * 14 + [0.0],
     "kittencat": [.378788, .136364, .136364, .151515, .136364] + [.121, .121, .136, .136, .136, .121, .121, .106,
@@ -77,6 +76,7 @@ def transfer_run(ctx, data, name: str, seed: int, pretrained_state: dict | None)
     if pretrained_state is not None:
         s.update(arch="resnet34", width=1.0)
     cfg = {"dataset": name, "n_images": len(data), "classes": data.classes, "pretrained": pretrained_state is not None,
+           "metrics": 2,
            **{k: s[k] for k in ("arch", "width", "size", "bs", "ep1", "ep2", "lr_find_it")},
            "sequence": "fit_one_cycle(ep1, slice(3e-3)); unfreeze; lr_find; fit_one_cycle(ep2, slice(1e-4))"}
 
@@ -91,7 +91,14 @@ def transfer_run(ctx, data, name: str, seed: int, pretrained_state: dict | None)
         stages = [("as_created", s["ep1"], slice(3e-3)), ("unfrozen", s["ep2"], slice(1e-4))]
         out = R.fit_stages(model, bank, tr, va, labels, stages, train_kind="default", generator=gens.torch,
                            bs=s["bs"], lr_find_before=1, lr_find_it=s["lr_find_it"], label=f"{name} seed={seed}")
-        return {"n_valid": len(va_np), "n_train": len(tr_np), **out}
+        res = {"n_valid": len(va_np), "n_train": len(tr_np), **out}
+        spot = (R.sweet_spot(out["lr_find"]["plot_lr"], out["lr_find"]["plot_loss"])
+                if out.get("lr_find") and out["lr_find"].get("plot_lr") else None)
+        res["metrics"] = {"acc_stage1": R.stage_accuracy(res, 0), "acc_stage2": R.stage_accuracy(res, 1),
+                          "diverged": out.get("diverged") is not None,
+                          "lr_falling_share": spot["falling_share"] if spot else None,
+                          "lr_argmin_log10": float(np.log10(spot["argmin_lr"])) if spot else None}
+        return res
 
     return ctx.run(name, seed, fn, config=cfg, experiment="transfer")
 
@@ -155,7 +162,7 @@ def _sweet_spots(runs) -> list[dict]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_claim(case: Case, claimbench, weights) -> None:
+def test_claim(case: Case, claimbench: ClaimBench, weights) -> None:
     ctx = claimbench.start(case)
     cid = case.claim_id
     if cid == "transfer_from_scratch":
@@ -170,80 +177,27 @@ def test_claim(case: Case, claimbench, weights) -> None:
     runs = [transfer_run(ctx, data, name, sd, state) for sd in ctx.seeds]
     figs = [_thumbs(data, name), _curves(name, runs)]
     notes = []
-    details = {"stage1": [R.stage_accuracy(r, 0) for r in runs], "stage2": [R.stage_accuracy(r, 1) for r in runs]}
-    if cid == "paintings_resnet34_95pct":
-        check, summ = floor_check("accuracy after 5 frozen epochs", details["stage1"], 0.90, "95%, 38/40")
-        checks = [check]
-    elif cid == "paintings_finetune_100pct":
-        k = sum(R.stage_accuracy(r, 1) >= 1 - 1 / 40 - 1e-9 for r in runs)
-        n = len(runs)
-        lo, hi = stats.clopper_pearson(k, n)
-        summ = stats.summary(details["stage2"])
-        checks = [Check("splits with error <= 1/40 after fine-tuning", "most (> half) of the splits (posts 40/40)",
-                        f"{k}/{n} [{100 * lo:.0f}, {100 * hi:.0f}]%", None if n < 3 else bool(k > n / 2))]
+    if cid in ("paintings_finetune_100pct", "kittencat_lr_finder_sweet_spot"):
         figs.append(_lr_fig(name, runs))
-    elif cid == "kittencat_resnet34_86pct":
-        summ = stats.summary(details["stage1"])
-        lo, hi = summ.ci_t if len(runs) > 1 else (summ.mean, summ.mean)
-        inside = KITTENCAT_BAND[0] <= summ.mean <= KITTENCAT_BAND[1]
-        disjoint = hi < KITTENCAT_BAND[0] or lo > KITTENCAT_BAND[1]
-        checks = [Check("mean accuracy after 5 frozen epochs", "in 80-92% (posts 86%, 57/66)", summ.fmt(100, 2, "%"),
-                        True if inside else (False if disjoint and len(runs) > 1 else None))]
-    elif cid == "kittencat_lr_finder_sweet_spot":
-        spots = _sweet_spots(runs)
-        good = [sp["falling_share"] >= 0.6 and 3e-4 <= sp["argmin_lr"] <= 5e-3 for sp in spots]
-        summ = stats.summary([sp["falling_share"] for sp in spots])
-        minima = ", ".join(f"{sp['argmin_lr']:.1e}" for sp in spots)
-        checks = [Check("splits whose LR-finder curve falls over 1e-5..1e-3 (>= 60% of steps) with its minimum "
-                        "in 3e-4..5e-3", "more than half (posts: minimum ~1.5e-3)",
-                        f"{sum(good)}/{len(good)}; minima at {minima}",
-                        None if len(good) < 3 else bool(sum(good) > len(good) / 2))]
-        figs.append(_lr_fig(name, runs))
-        details["sweet_spots"] = spots
-    else:  # kittencat_finetune_92pct: the gain of stage 2 over stage 1, paired by split
-        a, b = np.array(details["stage2"]), np.array(details["stage1"])
-        verdict, comp, checks = decide_greater(a, b, paired=True, min_seeds=4, effect_of_interest=0.06)
-        summ = stats.summary(a)
-        ctx.conclude(Outcome(verdict, ours=f"{summ.fmt(100, 2, '%')}; gain {100 * comp.diff:+.2f} pts "
-                                           f"[{100 * comp.diff_ci[0]:.2f}, {100 * comp.diff_ci[1]:.2f}]",
-                             ours_stats=summ.as_dict(), checks=checks,
-                             tables=[_runs_table(runs), _epoch_table(runs[0], name)], figures=[f for f in figs if f],
-                             notes=notes + ["On one split the posts' 61/66 vs 57/66 is not significant (Fisher p ~ 0.4)."],
-                             details=details))
-        return
-    ctx.conclude(Outcome(from_checks(checks), ours=summ.fmt(100, 2, "%"), ours_stats=summ.as_dict(), checks=checks,
-                         tables=[_runs_table(runs), _epoch_table(runs[0], name)], figures=[f for f in figs if f], notes=notes,
-                         details=details))
+    if cid == "kittencat_finetune_92pct":
+        notes.append("On one split the posts' 61/66 vs 57/66 is not significant (Fisher p ~ 0.4); the rule pairs "
+                     "the two stages of each split (the same run).")
+    ctx.decide({name: runs}, tables=[_runs_table(runs), _epoch_table(runs[0], name)],
+               figures=[f for f in figs if f], notes=notes)
 
 
-SCRATCH_FLOORS = {  # dataset: (posts' level after stage 1, after stage 2), as the pretrained claims decide them
-    "paintings": (0.90, 1 - 1 / 40),  # A1: mean >= 90%; A2: error <= 1/40
-    "kittencat": (KITTENCAT_BAND[0], 0.92),  # A3: inside 80-92%; A5: about 92%
-}
-
-
-def _from_scratch(ctx, claimbench) -> None:
-    checks, tables, figs, details, ours = [], [], [], {}, []
+def _from_scratch(ctx, claimbench: ClaimBench) -> None:
+    tables, figs, details, arms = [], [], {}, {}
     for name in ("paintings", "kittencat"):
         data = folder(claimbench, ctx, name)
         runs = [transfer_run(ctx, data, name, sd, None) for sd in ctx.seeds]
+        arms[name] = runs
         final = np.array([R.stage_accuracy(r, 1) for r in runs])
-        for stage, label in ((0, "after stage 1 (5 epochs)"), (1, "after stage 2 (15 more, unfrozen)")):
-            accs = np.array([R.stage_accuracy(r, stage) for r in runs])
-            summ = stats.summary(accs)
-            hi = summ.ci_t[1] if len(runs) > 1 else float("nan")
-            floor = SCRATCH_FLOORS[name][stage]
-            checks.append(Check(f"{name} from scratch, {label}", f"CI below the posts' {100 * floor:.1f}%",
-                                summ.fmt(100, 2, "%"), None if hi != hi else bool(hi < floor)))
-        summ = stats.summary(final)
         tables += [dict(_runs_table(runs), title=f"{name} from scratch: " + _runs_table(runs)["title"]),
                    _epoch_table(runs[0], name)]
-        spots = _sweet_spots(runs)
         figs += [_thumbs(data, name), _curves(name, runs), _lr_fig(name, runs)]
-        gain = final - np.array([R.stage_accuracy(r, 0) for r in runs])
-        details[name] = {"final": final.tolist(), "gain": gain.tolist(), "sweet_spots": spots,
-                         "skipped": data.skipped}
-        ours.append(f"{name} {summ.fmt(100, 1, '%')}")
+        details[name] = {"gain": (final - np.array([R.stage_accuracy(r, 0) for r in runs])).tolist(),
+                         "sweet_spots": _sweet_spots(runs), "skipped": data.skipped}
         ctx.announce(f"{name}: {len(data)} images, skipped {len(data.skipped)}")
     notes = ["Fine-tuning gain (stage 2 minus stage 1, mean over splits): "
              + ", ".join(f"{n} {100 * np.mean(d['gain']):+.2f} pts" for n, d in details.items()),
@@ -251,5 +205,4 @@ def _from_scratch(ctx, claimbench) -> None:
              + ", ".join(f"{sp['argmin_lr']:.1e}" for sp in details["kittencat"]["sweet_spots"]),
              "Files skipped by the image-extension rule or as unreadable: "
              + "; ".join(f"{n}: {len(d['skipped'])}" for n, d in details.items())]
-    ctx.conclude(Outcome(from_checks(checks), ours="; ".join(ours), checks=checks, tables=tables, figures=[f for f in figs if f],
-                         notes=notes, details=details))
+    ctx.decide(arms, tables=tables, figures=[f for f in figs if f], notes=notes)

@@ -29,8 +29,8 @@ from harness import report as report_mod
 from harness.claims import CATALOGUE, Case, get_claim, parse_claim_ids
 from harness.device import device_name, resolve_device, versions
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
-from harness.store import Store, now_utc
-from harness.verdict import LABELS, NOT_RUN, Outcome
+from harness.store import Store, git_info, now_utc
+from harness.verdict import LABELS, NOT_RUN
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_KEY = pytest.StashKey["ClaimBench"]()
@@ -84,6 +84,7 @@ class ClaimBench:
     cache_dir: Path = ROOT / ".cache"
     announce: Callable[[str], None] = print
     session_verdicts: list[dict] = field(default_factory=list)
+    session_runs: dict = field(default_factory=dict)  # runs this session trained or resumed, each trained once
     collected_claims: set[str] = field(default_factory=set)  # every claim id with a test, before -k / --claims
 
     @property
@@ -134,36 +135,56 @@ class ClaimContext:
             cfg = dict(config or {})
         return self.bench.store.run(claim_id=experiment or self.case.claim_id, profile=self.profile, arm=arm,
                                     config=cfg, seed=seed, device=str(self.device),
-                                    device_name=self.bench.device_name, fn=fn, fresh=self.bench.fresh)
+                                    device_name=self.bench.device_name, fn=fn, fresh=self.bench.fresh,
+                                    session=self.bench.session_runs)
 
     def announce(self, message: str) -> None:
         """A line on the terminal now (not captured), e.g. the estimated cost before a long claim."""
         self.bench.announce(f"[{self.case}] {message}")
 
     def not_run(self, reason_kind: str, detail: str) -> NoReturn:
-        self.conclude(Outcome(NOT_RUN, ours="—", not_run_reason=reason_kind, reason=detail))
-        raise AssertionError("unreachable")  # conclude() skipped
+        """The claim cannot run here (data, weights, device, ...): recorded, and the test is skipped."""
+        self._store_and_report({"verdict": NOT_RUN, "not_run_reason": reason_kind, "reason": detail,
+                                "ours": "-", "checks": []}, {}, [], [], [])
+        raise AssertionError("unreachable")  # skipped above
 
-    def conclude(self, outcome: Outcome) -> None:
-        """Store the verdict, then turn it into the test outcome (see harness.verdict)."""
+    def decide(self, arms: dict[str, list[dict]], *, tables: list | None = None, figures: list | None = None,
+               notes: list[str] | None = None) -> None:
+        """Hand over the runs by arm label; the harness applies the registered rule (``harness.rulebook``)
+        with Holm across the profile's comparative hypotheses, stores the verdict with the rule, its hash
+        and the run ids, and turns it into the test outcome. Tables, figures and notes are presentation."""
+        from harness import decide as D
+
+        key = (self.case.claim_id, self.case.variant)
+        df = D.frame(arms)
+        records = self.bench.store.records()
+        derived = D.derive_profile(records, self.profile, extra={key: df})[key]
+        fields = D.as_fields(derived)
+        fields["rule"] = D.rule_for(*key, self.profile).rule.to_dict()
+        if fields["verdict"] == NOT_RUN:
+            fields["not_run_reason"] = "profile"
+        self._store_and_report(fields, {k: [r["run_id"] for r in v] for k, v in arms.items()},
+                               tables or [], figures or [], notes or [])
+
+    def _store_and_report(self, fields: dict, arm_ids: dict, tables: list, figures: list, notes: list) -> None:
         claim = self.claim
-        verdict, reason_kind, reason = outcome.verdict, outcome.not_run_reason, outcome.reason
+        verdict = fields["verdict"]
         smoke_note = ""
         if not self.bench.profile.gives_verdicts and verdict != NOT_RUN:
             smoke_note = LABELS[verdict]
-            verdict, reason_kind = NOT_RUN, "profile"
-            reason = (f"the {self.profile} profile checks the machinery only "
-                      f"(its would-be outcome: {smoke_note})")
+            fields = dict(fields, verdict=NOT_RUN, not_run_reason="profile",
+                          reason=f"the {self.profile} profile checks the machinery only (its would-be outcome: "
+                                 f"{smoke_note})")
+            verdict = NOT_RUN
+        git = git_info()
         rec = {
             "kind": "verdict", "claim_id": claim.id, "variant": self.case.variant,
             "primary": self.case.primary, "family": claim.family, "profile": self.profile,
-            "verdict": verdict, "not_run_reason": reason_kind, "reason": reason,
-            "posts_value": claim.posts_value, "ours": outcome.ours, "ours_stats": outcome.ours_stats,
-            "seeds": list(self.seeds), "device": str(self.device), "device_name": self.bench.device_name,
-            "deviation": self.budget.deviation, "budget": self.budget.as_config(),
-            "checks": [c.as_dict() for c in outcome.checks], "tables": outcome.tables,
-            "figures": outcome.figures, "notes": outcome.notes, "details": outcome.details,
-            "recorded_at": now_utc(),
+            "not_run_reason": "", "reason": "", **fields, "arms": arm_ids,
+            "posts_value": claim.posts_value, "seeds": list(self.seeds), "device": str(self.device),
+            "device_name": self.bench.device_name, "deviation": self.budget.deviation,
+            "budget": self.budget.as_config(), "tables": tables, "figures": figures, "notes": notes,
+            "code": {"commit": git["commit"], "dirty": git["dirty"]}, "recorded_at": now_utc(),
         }
         self.bench.store.append(rec)
         self.bench.session_verdicts.append(rec)
@@ -171,12 +192,12 @@ class ClaimContext:
         if verdict == NOT_RUN:
             if smoke_note:
                 return  # smoke: the machinery worked, no verdict
-            pytest.skip(f"{label} ({reason_kind}): {reason}")
-        failing = "; ".join(f"{c.name}: expected {c.expected}, observed {c.observed}"
-                            for c in outcome.checks if c.passed is not True)
-        msg = (f"{label} — posts: {claim.posts_value}; ours: {outcome.ours} "
-               f"[profile {self.profile}, {self.bench.device_name}]"
-               + (f"; {failing}" if failing else "") + (f"; {reason}" if reason else ""))
+            pytest.skip(f"{label} ({rec['not_run_reason']}): {rec['reason']}")
+        failing = "; ".join(f"{c['name']}: expected {c['expected']}, observed {c['observed']}"
+                            for c in rec["checks"] if c["passed"] is not True)
+        msg = (f"{label} -- posts: {claim.posts_value}; ours: {rec['ours']} "
+               f"[profile {self.profile}, {self.bench.device_name}, {rec['decided_by']}, rule {rec['rule_hash']}]"
+               + (f"; {failing}" if failing else ""))
         if verdict == "not_reproduced":
             pytest.fail(msg, pytrace=False)
         if verdict == "inconclusive":
@@ -200,7 +221,14 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
     data_dir = opt("--data-dir") or os.environ.get("CLAIMBENCH_DATA_DIR")
-    report_dir = opt("--report-dir") or os.environ.get("CLAIMBENCH_REPORT_DIR") or str(ROOT / "reports")
+    report_dir = opt("--report-dir") or os.environ.get("CLAIMBENCH_REPORT_DIR")
+    published = (ROOT / "reports").resolve()
+    if not profile.gives_verdicts:  # smoke never writes into the published report
+        if report_dir and Path(report_dir).expanduser().resolve() == published:
+            raise pytest.UsageError(f"the {profile.name} profile never writes into the published report "
+                                    f"({published}); give another --report-dir or leave it out")
+        report_dir = report_dir or str(ROOT / ".cache" / "smoke-report")
+    report_dir = report_dir or str(published)
     allow = opt("--allow-download")
     weights = opt("--weights") or os.environ.get("CLAIMBENCH_WEIGHTS")
     folders = {k[len("CLAIMBENCH_FOLDER_"):].lower(): Path(v).expanduser()

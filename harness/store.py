@@ -23,7 +23,9 @@ import hashlib
 import json
 import os
 import socket
+import math
 import subprocess
+import uuid
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +34,7 @@ from typing import Any, Callable, Iterator
 from harness.device import versions
 
 STORE_FILE = "runs.jsonl"
-SCHEMA = 1
+SCHEMA = 2  # 2: runs carry run_id and metrics; verdicts carry their rule, its hash and the run ids
 
 
 class StoreCorruptError(RuntimeError):
@@ -45,6 +47,23 @@ class StoreWarning(UserWarning):
 
 def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True, default=_default)
+
+
+def strict(obj: Any) -> Any:
+    """The record as strict JSON values: NaN and infinities become null (strict readers reject them)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    if hasattr(obj, "as_dict"):
+        return strict(obj.as_dict())
+    if hasattr(obj, "tolist"):
+        return strict(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
 
 
 def _default(o: Any) -> Any:
@@ -100,7 +119,7 @@ class Store:
     # writing
     def append(self, record: dict) -> dict:
         """Append one record atomically; returns the record as stored (with ``_sha``)."""
-        rec = dict(record)
+        rec = strict(dict(record))
         rec.setdefault("schema", SCHEMA)
         rec.setdefault("recorded_at", now_utc())
         rec["_sha"] = _line_sha(rec)
@@ -189,7 +208,8 @@ class Store:
 
     # resume
     def run(self, *, claim_id: str, profile: str, arm: str, config: dict, seed: int, device: str,
-            device_name: str, fn: Callable[[], dict], fresh: bool = False) -> dict:
+            device_name: str, fn: Callable[[], dict], fresh: bool = False,
+            session: dict | None = None) -> dict:
         """Return this host's finished run for (claim, profile, arm config, seed), or run ``fn`` and store it.
 
         ``fn`` returns a dict of results (``history``, ``final``, ``wall_s``, ...). A run that raises is
@@ -198,16 +218,23 @@ class Store:
         key = {"claim_id": claim_id, "profile": profile, "arm": arm, "config": config,
                "device_type": device.split(":")[0]}
         h = config_hash(key)
+        if session is not None and (h, seed) in session:  # trained once per session, --fresh or not
+            return {**session[(h, seed)], "resumed": True}
         if not fresh:  # resume what this machine finished; another machine's runs are not reused
             done = self.find_run(claim_id, profile, h, seed, host=provenance()["host"])
-            if done is not None:
+            if done is not None and done.get("run_id"):
+                if session is not None:
+                    session[(h, seed)] = done
                 return {**done, "resumed": True}
         started = now_utc()
         result = fn()
         rec = {
-            "kind": "run", "status": "finished", "claim_id": claim_id, "profile": profile, "arm": arm,
+            "kind": "run", "run_id": uuid.uuid4().hex[:16], "status": "finished", "claim_id": claim_id, "profile": profile, "arm": arm,
             "seed": seed, "config": config, "config_hash": h, "device": device,
             "device_name": device_name, "started_at": started, "finished_at": now_utc(),
             **provenance(), **result,
         }
-        return {**self.append(rec), "resumed": False}
+        stored = self.append(rec)
+        if session is not None:
+            session[(h, seed)] = stored
+        return {**stored, "resumed": False}
