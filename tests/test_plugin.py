@@ -10,9 +10,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CLAIM_TESTS = textwrap.dedent('''
     import pytest
+    from harness import rulebook
     from harness.claims import Case
     from harness.profiles import Budget
-    from harness.verdict import Check, Outcome, from_checks
+    from harness.rulebook import Decision
+    from harness.rules import AtLeast, M
+
+    # rules for the demo's variants, registered before any run (as the rulebook does for the real claims)
+    for variant, level, stat in (("holds", 0.0, "each"), ("fails", 100.0, "each"), ("undecided", 0.5, "mean")):
+        rule = AtLeast(M("arm", "v"), level, stat=stat)
+        rulebook.RULES[("ltfn9_checkpoint_184mb", variant)] = {"cpu": Decision(rule), "full": Decision(rule)}
 
     B = {p: Budget(seeds=2, settings={"x": 1}) for p in ("smoke", "cpu", "full")}
     GPU = {p: Budget(seeds=1, needs_cuda=True) for p in ("smoke", "cpu", "full")}
@@ -22,10 +29,8 @@ CLAIM_TESTS = textwrap.dedent('''
     @pytest.mark.parametrize("case", CASES, ids=str)
     def test_claim(case, claimbench):
         ctx = claimbench.start(case)
-        runs = [ctx.run("arm", s, lambda s=s: {"final": {"v": s}}) for s in ctx.seeds]
-        passed = {"holds": True, "fails": False, "undecided": None}[case.variant]
-        checks = [Check("c", "x", str(len(runs)), passed)]
-        ctx.conclude(Outcome(from_checks(checks), ours=f"n={len(runs)}", checks=checks))
+        runs = [ctx.run("arm", s, lambda s=s: {"metrics": {"v": float(s)}}) for s in ctx.seeds]
+        ctx.decide({"arm": runs})
 
     @pytest.mark.parametrize("case", [Case("ltfn9_checkpoint_restore_roundtrip", GPU)], ids=str)
     def test_needs_gpu(case, claimbench):
@@ -54,8 +59,12 @@ def test_verdicts_map_to_outcomes_and_reach_the_report(tmp_path):
     assert "not run (pending, no test yet): paintings_resnet34_95pct" in out
     recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
     assert sum(r["kind"] == "run" for r in recs) == 6  # 3 variants x 2 seeds; the GPU claim never ran
-    assert {r["verdict"] for r in recs if r["kind"] == "verdict"} == {
-        "reproduced", "not_reproduced", "inconclusive", "not_run"}
+    verdicts = [r for r in recs if r["kind"] == "verdict"]
+    assert {r["verdict"] for r in verdicts} == {"reproduced", "not_reproduced", "inconclusive", "not_run"}
+    for v in verdicts:  # each decided verdict names its rule, the rule's hash, its runs and the code
+        if v["verdict"] != "not_run":
+            assert v["rule_hash"] and v["rule"]["type"] == "at_least" and len(v["arms"]["arm"]) == 2
+            assert set(v["code"]) == {"commit", "dirty"}
     index = (tmp_path / "rep" / "README.md").read_text()
     assert "## Profile `cpu`" in index and "not run (device)" in index
 

@@ -1,22 +1,16 @@
-"""harness.report rebuilds every page from the store alone, deterministically, with figures."""
+"""harness.report re-derives every verdict from the store and the registered rules, writes whole pages, and
+``--verify`` catches a page, a stored metric or a rule that no longer agrees."""
+import json
+import shutil
 from pathlib import Path
 
-from harness import report
+import pytest
+
+from harness import report, rulebook
 from harness.claims import CATALOGUE
-from harness.store import Store
-
-
-def _verdict(claim_id, verdict, profile="cpu", variant="", **kw):
-    rec = {"kind": "verdict", "claim_id": claim_id, "variant": variant, "primary": kw.pop("primary", True),
-           "profile": profile, "verdict": verdict, "not_run_reason": kw.pop("not_run_reason", ""),
-           "reason": "", "posts_value": CATALOGUE[claim_id].posts_value, "ours": kw.pop("ours", "0.97 (n=5)"),
-           "seeds": [0, 1, 2, 3, 4], "device_name": "CPU", "deviation": "narrower", "checks": [
-               {"name": "acc", "expected": "> 0.9", "observed": "0.97", "passed": verdict == "reproduced"}],
-           "tables": [{"title": "per epoch", "columns": ["epoch", "error_rate"], "rows": [[1, "0.10"]]}],
-           "figures": kw.pop("figures", []), "notes": ["a note"], "recorded_at": "2026-11-28T00:00:00+00:00"}
-    rec.update(kw)
-    return rec
-
+from harness.rulebook import Decision
+from harness.rules import AtLeast, M
+from harness.store import Store, _line_sha, canonical
 
 FIGS = [{"kind": "lines", "title": "curve", "series": [{"label": "a", "x": [1, 2, 3], "y": [3, 2, 1],
                                                        "lo": [2.5, 1.5, .5], "hi": [3.5, 2.5, 1.5]}]},
@@ -29,44 +23,148 @@ FIGS = [{"kind": "lines", "title": "curve", "series": [{"label": "a", "x": [1, 2
          "minimum": [1, 1], "start": [0, 0]}]
 
 
-def _fill(store_dir: Path):
+def decided(store: Store, claim_id: str, arms: dict[str, list[dict]], *, variant="", profile="cpu", verdict="?",
+            figures=(), primary=True, rule=None, **kw) -> dict:
+    """Store one run per (arm, seed) with the given metrics and a verdict record naming them."""
+    ids = {}
+    for arm, metrics in arms.items():
+        ids[arm] = []
+        for seed, m in enumerate(metrics):
+            rec = store.append({"kind": "run", "run_id": f"{claim_id[:6]}{variant}{arm}{seed}", "claim_id": "exp",
+                                "arm": arm, "seed": seed, "profile": profile, "status": "finished", "metrics": m,
+                                "wall_s": 1.0})
+            ids[arm].append(rec["run_id"])
+    rule = rule or rulebook.decision(claim_id, variant, profile).rule
+    rec = {"kind": "verdict", "claim_id": claim_id, "variant": variant, "primary": primary, "profile": profile,
+           "verdict": verdict, "not_run_reason": "", "reason": "", "arms": ids, "rule": rule.to_dict(),
+           "rule_hash": rule.hash, "posts_value": CATALOGUE[claim_id].posts_value, "ours": "?",
+           "seeds": list(range(max(len(v) for v in arms.values()))), "device_name": "CPU", "deviation": "narrower",
+           "tables": [{"title": "per epoch", "columns": ["epoch", "error_rate"], "rows": [[1, "0.10"]]}],
+           "figures": list(figures), "notes": ["a note"], "code": {"commit": "abc", "dirty": False},
+           "recorded_at": "2026-11-28T00:00:00+00:00", **kw}
+    return store.append(rec)
+
+
+def not_run(store: Store, claim_id: str, reason: str, profile="cpu", variant=""):
+    store.append({"kind": "verdict", "claim_id": claim_id, "variant": variant, "primary": True, "profile": profile,
+                  "verdict": "not_run", "not_run_reason": reason, "reason": f"no {reason} here", "arms": {},
+                  "posts_value": CATALOGUE[claim_id].posts_value, "ours": "-", "seeds": [0], "device_name": "CPU",
+                  "tables": [], "figures": [], "notes": [], "recorded_at": "2026-11-29T00:00:00+00:00"})
+
+
+def beale(ok=True):
+    return {"sgd_final_dist": 0.8, "sgd_min_dist": 0.7, "momentum_max_x": 3.4 if ok else 2.9, "adam_max_x": 2.6,
+            "sgd_final_f": 0.2, "adam_final_f": 0.04, "momentum_final_f": 0.007}
+
+
+def fill(store_dir: Path) -> Store:
     store = Store(store_dir)
-    store.append(_verdict("ltfn9_checkpoint_184mb", "reproduced", figures=FIGS))
-    store.append(_verdict("ltfn7_optimizer_2d_comparison", "reproduced", variant="a"))
-    store.append(_verdict("ltfn7_optimizer_2d_comparison", "not_reproduced", variant="b"))
-    store.append(_verdict("ltfn7_optimizer_2d_comparison", "not_reproduced", variant="c", primary=False))
-    store.append(_verdict("ltfn8_vgg_param_tables", "not_run", profile="full", not_run_reason="device"))
+    decided(store, "ltfn9_checkpoint_184mb", {"checkpoint": [{"size_mib": 183.84, "overhead_bytes": 30000.0}]},
+            figures=FIGS)
+    for sub in ("sgd_slow", "momentum_overshoots"):
+        decided(store, "ltfn7_optimizer_2d_comparison", {"beale": [beale(ok=False)]}, variant=f"{sub}-120steps")
+    decided(store, "ltfn7_optimizer_2d_comparison", {"beale": [beale()]}, variant="adam_balance-100steps",
+            primary=False)
+    decided(store, "ltfn8_mnist_vgg_979_vs_973", {"vgg": [{"test_acc": 0.98 + i / 1000} for i in range(5)],
+                                                  "convnet": [{"test_acc": 0.95 + i / 1000} for i in range(5)]})
+    not_run(store, "ltfn8_vgg_param_tables", "device", profile="full")
     return store
 
 
-def test_index_has_one_row_per_claim_and_profile(tmp_path):
-    _fill(tmp_path / "store")
+def test_verdicts_are_re_derived_from_runs_and_rules(tmp_path):
+    fill(tmp_path / "store")
     report.build(tmp_path / "store", tmp_path / "out")
     index = (tmp_path / "out" / "README.md").read_text()
-    assert "do not edit" in index and "## Profile `cpu`" in index and "## Profile `full`" in index
-    cpu = index.split("## Profile `cpu`")[1].split("## Families")[0]
-    for cid in CATALOGUE:
-        assert cpu.count(f"{cid}") >= 1
-    row = next(line for line in cpu.splitlines() if "ltfn7_optimizer_2d_comparison" in line)
-    assert "not reproduced" in row and "1/2 sub-claims hold" in row  # secondary variant not counted
-    assert "not run (pending)" in cpu
-    full = index.split("## Profile `full`")[1]
-    assert "not run (device)" in full
+    cpu = index.split("## Profile `cpu`")[1].split("## Profile")[0]
+    posts, controls = cpu.split("### Controls beyond the posts")
+    row = next(line for line in posts.splitlines() if "ltfn9_checkpoint_184mb" in line)
+    assert "| reproduced" in row and "posts' rule" in row  # the stored "?" was re-derived
+    row = next(line for line in posts.splitlines() if "ltfn7_optimizer_2d_comparison" in line)
+    assert "not reproduced" in row and "sgd_slow-120steps:" in row and "momentum_overshoots-120steps:" in row
+    row = next(line for line in posts.splitlines() if "ltfn8_mnist_vgg_979_vs_973" in line)
+    assert "reproduced" in row and "cpu analogue rule" in row and "98.20% vs 95.20% (n=5 vs 5)" in row
+    for cid, claim in CATALOGUE.items():
+        assert cid in (controls if claim.post == "control" else posts)
+    assert "not run (pending)" in posts and "20 claims:" in posts
+    assert "not run (device)" in index.split("## Profile `full`")[1]
 
 
-def test_family_page_has_checks_tables_and_figures(tmp_path):
-    _fill(tmp_path / "store")
+def test_family_page_shows_the_rule_checks_tables_and_figures(tmp_path):
+    fill(tmp_path / "store")
     report.build(tmp_path / "store", tmp_path / "out")
     page = (tmp_path / "out" / "params.md").read_text()
+    rule = rulebook.decision("ltfn9_checkpoint_184mb", "", "cpu").rule
+    assert f"hash `{rule.hash}`" in page and rule.render() in page
     assert "| check" in page and "**per epoch**" in page and "> a note" in page
     pngs = sorted((tmp_path / "out" / "figures").glob("*.png"))
     assert len(pngs) == len(FIGS)
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 2000
+    assert not list((tmp_path / "out").glob(".report-*"))  # the temporary folder is gone
+
+
+def test_changing_a_rule_re_derives_without_training_and_marks_the_revision(tmp_path, monkeypatch):
+    store = fill(tmp_path / "store")
+    key = ("ltfn9_checkpoint_184mb", "")
+    before = rulebook.RULES[key]["cpu"].rule
+    report.build(tmp_path / "store", tmp_path / "out")
+    assert report.verify(tmp_path / "store", tmp_path / "out") == []
+    runs_before = [r for r in store.records() if r["kind"] == "run"]
+    stricter = AtLeast(M("checkpoint", "size_mib"), 184.5, stat="each")
+    monkeypatch.setitem(rulebook.RULES, key, {"cpu": Decision(stricter), "full": Decision(stricter)})
+    assert stricter.hash != before.hash
+    problems = report.verify(tmp_path / "store", tmp_path / "out")
+    assert any("params.md" in p for p in problems) and any("README.md" in p for p in problems)
+    report.build(tmp_path / "store", tmp_path / "out")
+    assert [r for r in store.records() if r["kind"] == "run"] == runs_before  # nothing was trained
+    page = (tmp_path / "out" / "params.md").read_text()
+    assert f"hash `{stricter.hash}`" in page and "rule revised after data" in page and before.hash in page
+    cpu = (tmp_path / "out" / "README.md").read_text().split("## Profile `cpu`")[1]
+    row = next(line for line in cpu.splitlines() if "ltfn9_checkpoint_184mb" in line)
+    assert "not reproduced; rule revised after data, earlier: reproduced" in row
+
+
+def test_verify_fails_when_a_page_is_edited_by_hand(tmp_path, capsys):
+    fill(tmp_path / "store")
+    report.build(tmp_path / "store", tmp_path / "out")
+    assert report.main(["--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--verify"]) == 0
+    page = tmp_path / "out" / "README.md"
+    page.write_text(page.read_text().replace("| not reproduced", "| reproduced", 1))
+    assert report.main(["--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--verify"]) == 1
+    assert "README.md: differs" in capsys.readouterr().err
+
+
+def test_verify_fails_when_a_stored_metric_is_edited(tmp_path, capsys):
+    fill(tmp_path / "store")
+    report.build(tmp_path / "store", tmp_path / "out")
+    path = tmp_path / "store" / "runs.jsonl"
+    lines = path.read_text().splitlines()
+    i = next(k for k, line in enumerate(lines) if '"size_mib":183.84' in line)
+    forged = json.loads(lines[i])
+    forged["metrics"]["size_mib"] = 190.0
+    lines[i] = json.dumps(forged)  # edited by hand, checksum left stale
+    path.write_text("\n".join(lines) + "\n")
+    assert report.main(["--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--verify"]) == 2
+    assert "checksum mismatch" in capsys.readouterr().err
+    forged["_sha"] = _line_sha(forged)  # a careful forger recomputes the checksum: the page still differs
+    lines[i] = canonical(forged)
+    path.write_text("\n".join(lines) + "\n")
+    assert report.main(["--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--verify"]) == 1
+
+
+def test_a_later_failed_setup_never_replaces_a_decided_verdict(tmp_path):
+    store = fill(tmp_path / "store")
+    not_run(store, "ltfn8_mnist_vgg_979_vs_973", "data")
+    report.build(tmp_path / "store", tmp_path / "out")
+    cpu = (tmp_path / "out" / "README.md").read_text().split("## Profile `cpu`")[1]
+    row = next(line for line in cpu.splitlines() if "ltfn8_mnist_vgg_979_vs_973" in line)
+    assert "| reproduced" in row
+    page = (tmp_path / "out" / "vgg_mnist.md").read_text()
+    assert "latest attempt" in page and "not run (data): no data here" in page
 
 
 def test_rebuild_is_byte_identical(tmp_path):
-    _fill(tmp_path / "store")
+    fill(tmp_path / "store")
     report.build(tmp_path / "store", tmp_path / "a")
     report.build(tmp_path / "store", tmp_path / "b")
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
@@ -76,11 +174,15 @@ def test_rebuild_is_byte_identical(tmp_path):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
 
 
-def test_cli_rebuilds_without_training(tmp_path, capsys):
-    _fill(tmp_path / "store")
+def test_cli_messages_not_tracebacks(tmp_path, capsys):
+    fill(tmp_path / "store")
     assert report.main(["--store", str(tmp_path / "store"), "--out", str(tmp_path / "o")]) == 0
     assert "README.md" in capsys.readouterr().out
     assert report.main(["--store", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    shutil.copy(tmp_path / "store" / "runs.jsonl", tmp_path / "x.jsonl")
+    (tmp_path / "store" / "runs.jsonl").write_text("{not json\n")
+    assert report.main(["--store", str(tmp_path / "store"), "--out", str(tmp_path / "o")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
 
 
 def test_empty_store_says_so(tmp_path):
@@ -88,10 +190,15 @@ def test_empty_store_says_so(tmp_path):
     assert "holds no verdicts" in (tmp_path / "out" / "README.md").read_text()
 
 
-def test_pipes_in_cells_are_escaped(tmp_path):
-    store = Store(tmp_path / "store")
-    store.append(_verdict("ltfn9_checkpoint_184mb", "reproduced", ours="max |diff| 0"))
-    report.build(tmp_path / "store", tmp_path / "out")
-    row = next(line for line in (tmp_path / "out" / "README.md").read_text().splitlines()
-               if "ltfn9_checkpoint_184mb" in line)
-    assert "max \\|diff\\| 0" in row and row.count(" | ") == 7
+def test_pipes_in_cells_are_escaped():
+    assert report._md_table(["a"], [["max |diff| 0"]]).splitlines()[-1] == "| max \\|diff\\| 0 |"
+
+
+@pytest.mark.parametrize("page", ["README.md", "params.md", "init.md", "cifar.md"])
+def test_the_published_report_re_derives(page):
+    """The committed report equals what its committed store and the current rules give (what CI checks)."""
+    root = Path(__file__).resolve().parent.parent / "reports"
+    if not (root / "store" / "runs.jsonl").exists():
+        pytest.skip("no published store in this checkout")
+    problems = report.verify(root / "store", root)
+    assert not [p for p in problems if p.startswith(str(root / page))], problems
