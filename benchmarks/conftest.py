@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.recipe import WeightsUnavailable, resnet34_imagenet_state
+from harness.recipe import WeightsUnavailable, resnet34_imagenet_state
 from fixtures.data import CIFARData, DataUnavailable, MNISTData, load_cifar10, load_fashion_mnist, load_mnist
 
 

@@ -2,7 +2,7 @@
 Part II"; CLAIMS.md sections A, B, A6-A10, B1-B2).
 
 Every run renders its own dataset (seeded, cached under --cache-dir), splits 20% for validation and
-trains with the fastai recipe of ``fixtures.recipe`` -- stages of ``fit_one_cycle`` exactly as the posts
+trains with the fastai recipe of ``harness.recipe`` -- stages of ``fit_one_cycle`` exactly as the posts
 ran them:
 
 * Part I (A6, A7): counts 1-5, 1,000 images per class, default transforms; 3 epochs at slice(3e-3) on the
@@ -37,7 +37,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fixtures import recipe as R
+from harness import recipe as R
 from fixtures.circles import RENDER_VERSION, counting_dataset, crop_label_noise, place_circles_batch, renderer_speed, sizes_for
 from harness import stats
 from harness.claims import Case

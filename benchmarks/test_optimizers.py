@@ -1,4 +1,4 @@
-"""Optimisers on a 2-D surface (Learn TensorFlow Now part 7; CLAIMS.md D4).
+"""Optimisers (Learn TensorFlow Now part 7; CLAIMS.md D4): on a 2-D surface, and on the MNIST ConvNet.
 
 The post's animation ran SGD, momentum and Adam on the Beale function from (1, 1.5) for 120 steps (the
 repository's script: 100). Three sub-claims, each decided on its own by its rule in ``harness.rulebook``, at both step counts:
@@ -9,16 +9,25 @@ repository's script: 100). Three sub-claims, each decided on its own by its rule
 
 Gradients are exact, so the runs are deterministic: n = 1, no seeds. Costs milliseconds.
 
+``ltfn7_optimizers_on_mnist`` (a control): SGD vs momentum 0.9 vs Adam (TF defaults) at lr 1e-3 on the He-init
+ConvNet of ``benchmarks/convnet.py`` over shared seeds (the arms share each seed's initial weights and
+batch order, so the rule pairs them), with steps to a target accuracy (never reached = infinity) shown.
+
     pytest benchmarks/test_optimizers.py -k ltfn7_optimizer_2d_comparison
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
+from benchmarks.convnet import OPTIMIZERS, acc_of, budgets, trained
 from fixtures.surfaces import BEALE_MINIMUM, beale, log_contour_grid, trajectory
+from harness import stats
 from harness.claims import Case
 from harness.profiles import Budget
+from harness.report import accuracy_bands
 from harness.plugin import ClaimBench
 
 START = (1.0, 1.5)
@@ -28,6 +37,10 @@ SUBCLAIMS = ("sgd_slow", "momentum_overshoots", "adam_balance")
 CASES = [Case("ltfn7_optimizer_2d_comparison", BUDGETS, variant=f"{sub}-{steps}steps",
               primary=(steps == 120), params=(("subclaim", sub), ("steps", steps)))
          for steps in (120, 100) for sub in SUBCLAIMS]
+PAIRED = budgets({"smoke": 1, "cpu": 5, "full": 6})
+OPT_CASES = [Case("ltfn7_optimizers_on_mnist", PAIRED, v, params=(("dataset", "mnist"),))
+             for v in ("momentum_beats_sgd", "adam_best")]
+
 COLORS = {"sgd": "tab:blue", "momentum": "tab:orange", "adam": "tab:green"}
 
 
@@ -80,3 +93,28 @@ def test_claim(case: Case, claimbench: ClaimBench) -> None:
                  "rows": table}] if first_variant else [],
         figures=[figure] if first_variant else [],
         notes=[] if steps == 120 else ["The repository's script ran 100 steps; the post says 120."])
+
+
+@pytest.mark.parametrize("case", OPT_CASES, ids=str)
+def test_optimizers_on_mnist(case: Case, claimbench: ClaimBench, datasets) -> None:
+    ctx = claimbench.start(case)
+    data = datasets.require(ctx, "mnist")
+    runs = {o: [trained(ctx, data, "he_xavier", 1e-3, o, sd) for sd in ctx.seeds] for o in OPTIMIZERS}
+    target = ctx.budget["target_acc"]
+    n = len(ctx.seeds)
+    steps = {o: [r["metrics"]["steps_to_target"] for r in rs] for o, rs in runs.items()}
+    rows = [[o, stats.summary([acc_of(r) for r in rs]).fmt(100, 2, "%"),
+             f"{np.median([math.inf if x is None else x for x in steps[o]]):g}",
+             f"{sum(x is None for x in steps[o])}/{n}"] for o, rs in runs.items()]
+    ctx.decide(
+        runs,
+        tables=[{"title": f"final test accuracy and steps to {100 * target:g}% accuracy (He init, lr 1e-3); "
+                          "never reached counts as infinity",
+                 "columns": ["optimiser", "accuracy mean [95% CI] (n)", "median steps to target", "never reached"],
+                 "rows": rows}],
+        figures=[{"kind": "lines", "title": "test accuracy during training (mean, band = min..max over seeds)",
+                  "xlabel": "step", "ylabel": "test accuracy (%)",
+                  "series": accuracy_bands(runs, percent=True)},
+                 {"kind": "strip", "title": "final test accuracy per seed (%)", "ylabel": "test accuracy (%)",
+                  "groups": [{"label": o, "values": [100 * acc_of(r) for r in rs]} for o, rs in runs.items()]}],
+        notes=["The arms share each seed's initial weights and batch order, so the rule pairs them by seed."])

@@ -2,7 +2,7 @@
 section A, A1-A5): impressionist vs modernist paintings (200 images) and cats vs kittens (330 used).
 
 Each seed is one random 80/20 split (the posts' validation sets are 40 and 66 images, so a single split
-decides nothing) and one run of the posts' sequence with the recipe of ``fixtures.recipe``:
+decides nothing) and one run of the posts' sequence with the recipe of ``harness.recipe``:
 ``fit_one_cycle(5)`` at the default slice(3e-3) on the frozen ImageNet ResNet-34, then unfreeze, the LR
 finder, and ``fit_one_cycle(15, slice(1e-4))``. Every run's accuracy carries its Clopper-Pearson
 interval; the claims are decided on the mean over splits with its CI.
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures import recipe as R
+from harness import recipe as R
 from fixtures.data import DataCorrupt, DataUnavailable
 from fixtures.folders import load_image_folder
 from harness import stats

@@ -258,7 +258,10 @@ def _render_figure(fig_spec: dict, path: Path) -> None:
     ax.set_xlabel(fig_spec.get("xlabel", ""))
     ax.set_ylabel(fig_spec.get("ylabel", ""))
     handles, _ = ax.get_legend_handles_labels()
-    if handles:
+    if len(handles) > 4:  # many series: the legend goes beside the axes, never over a curve
+        fig.set_size_inches(fig.get_size_inches()[0] + 2.6, fig.get_size_inches()[1])
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    elif handles:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures import recipe as R
+from harness import recipe as R
 from fixtures.circles import counting_dataset, crop_label_noise, place_circles_batch, sizes_for
 
 

@@ -1,4 +1,5 @@
-"""The MNIST ConvNet family (Learn TensorFlow Now parts 6 and 7; CLAIMS.md C, D1-D3).
+"""Weight initialisation vs activation scale on the MNIST ConvNet (Learn TensorFlow Now part 6; CLAIMS.md C,
+D1-D3). The runs themselves are ``benchmarks/convnet.py`` (shared with the optimiser family).
 
 The part 6 ConvNet (conv64-conv64-pool-conv128-conv128-pool-FC10, 321,738 parameters) trained as the
 scripts trained it: plain SGD, batch 100, contiguous batches over the TF split (train = images
@@ -14,63 +15,26 @@ cleanly on the test set. The posts' test-loop bug (updates on test batches) is r
 * ``ltfn6_init_controlled``: the inits at one shared learning rate and at each one's best rate from a
   sweep (the posts confounded init with a 1e-7 vs 1e-3 rate); He's analytic variance ratio per layer
   against the measured one; accuracy against init scale.
-* ``ltfn7_optimizers_on_mnist``: SGD vs momentum 0.9 vs Adam on the He-init ConvNet over shared seeds,
-  seed-paired tests with Holm, steps to a target accuracy (never reached = infinity).
 
 Activation scales are always measured on the posts' full-width network at init (a forward pass);
 the cpu profile trains a quarter-width network for fewer steps on a test subset (declared per verdict).
 
-    pytest benchmarks/test_convnet_mnist.py --profile cpu --data-dir ../shared/datasets
+    pytest benchmarks/test_init.py --profile cpu --data-dir ../shared/datasets
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
-import torch
 
-from fixtures.activations import activation_report, he_variance_ratio, layer_outputs
-from fixtures.models import init_convnet4, make_convnet4
+from benchmarks.convnet import POSTS_LR, acc_of, budgets, probe, trained
 from harness import stats
 from harness.claims import Case
-from harness.profiles import Budget
-from harness.report import accuracy_bands
-from harness.seeding import seed_all
-from harness.train import TrainConfig, evaluate, evaluate_while_training, train
 from harness.plugin import ClaimBench
-
-POSTS_LR = {"large": 1e-7, "small_conv": 1e-7, "small_all": 1e-7, "he_xavier": 1e-3}
-OPTIMIZERS = {
-    "sgd": lambda p, lr: torch.optim.SGD(p, lr=lr),
-    "momentum": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
-    "adam": lambda p, lr: torch.optim.Adam(p, lr=lr, betas=(0.9, 0.999), eps=1e-8),  # TF defaults
-}
-SCALE = {
-    "smoke": dict(width=0.125, steps=20, test_n=500, eval_every=10, sweep_lrs=(1e-7, 1e-3),
-                  scales=(0.1, 1.0, 10.0), target_acc=0.3),
-    "cpu": dict(width=0.25, steps=300, test_n=2000, eval_every=100, sweep_lrs=(1e-7, 1e-5, 1e-3, 1e-1),
-                scales=(0.01, 0.1, 1.0, 10.0, 100.0), target_acc=0.9),
-    "full": dict(width=1.0, steps=5000, test_n=10000, eval_every=500,
-                 sweep_lrs=(1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
-                 scales=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0), target_acc=0.97),
-}
-DEVIATION = {"smoke": "1/8 width, 20 steps, 500 test images",
-             "cpu": "1/4-width ConvNet (16/32 channels) trained 300 steps (0.55 epoch) instead of 5,000; "
-                    "first 2,000 test images; activation scales measured on the full-width network",
-             "full": ""}
-
-
-def budgets(seeds: dict[str, int]) -> dict[str, Budget]:
-    return {p: Budget(seeds=seeds[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
-
 
 MAIN = budgets({"smoke": 1, "cpu": 5, "full": 5})
 SECONDARY = budgets({"smoke": 1, "cpu": 5, "full": 5})
 CONTROL = budgets({"smoke": 1, "cpu": 5, "full": 5})
-PAIRED = budgets({"smoke": 1, "cpu": 5, "full": 6})
 TUNING_SEED_OFFSET = 1000  # the controlled sweep picks learning rates on seeds never used to decide
-
 INIT_CASES = [
     Case("ltfn6_large_init_overconfident", MAIN, "mnist", params=(("init", "large"), ("dataset", "mnist"))),
     Case("ltfn6_large_init_overconfident", SECONDARY, "fashion-mnist", primary=False,
@@ -86,92 +50,6 @@ INIT_CASES = [
          params=(("init", "he_xavier"), ("dataset", "fashion-mnist"))),
 ]
 CONTROL_CASES = [Case("ltfn6_init_controlled", CONTROL, params=(("dataset", "mnist"),))]
-OPT_CASES = [Case("ltfn7_optimizers_on_mnist", PAIRED, v, params=(("dataset", "mnist"),))
-             for v in ("momentum_beats_sgd", "adam_best")]
-
-_TENSORS: dict = {}
-
-
-def _tensors(data, device, test_n):
-    """The TF split as float tensors in [0, 1] on the device: (train, test subset, fixed probe batch)."""
-    key = (data.name, str(device), test_n)
-    if key not in _TENSORS:
-        test = data.tensors("test", device, test_n)
-        _TENSORS[key] = (data.tensors("train", device), test, test[0][:100])
-    return _TENSORS[key]
-
-
-def _clean_report(rep: dict) -> dict:
-    return {k: v for k, v in rep.items() if k != "hist"}
-
-
-def probe(ctx, data, init, seed):
-    """Activation scales of the posts' full-width network at init on the fixed probe batch (no training)."""
-    def fn():
-        gens = seed_all(seed)
-        model = init_convnet4(make_convnet4(width=1.0), init, gens.torch)
-        x = _tensors(data, torch.device("cpu"), 100)[2]
-        rep = activation_report(model, x)
-        outs = layer_outputs(model, x)
-        names = ["conv1", "conv2", "conv3", "conv4"]
-        measured = [float(outs[b].var() / outs[a].var()) for a, b in zip(names, names[1:])]
-        predicted = [he_variance_ratio(c) for c in model.convs()[1:]]
-        return {"report": rep, "he_predicted": predicted, "he_measured": measured,
-                "metrics": {"spread_ratio": rep["spread_ratio_4_1"], "saturated": rep["saturated_share"]}}
-
-    return ctx.run(f"probe-{init}", seed, fn, experiment=f"convnet-probe-{data.name}",
-                   config={"init": init, "width": 1.0, "probe": "first 100 test images", "metrics": 2})
-
-
-def trained(ctx, data, init, lr, opt, seed, scale=1.0):
-    """One training run of the ConvNet (shared between the claims that need the same arm)."""
-    s = ctx.budget.settings
-    cfg = {"dataset": data.name, "init": init, "scale": scale, "lr": lr, "optimizer": opt,
-           "width": s["width"], "steps": s["steps"], "test_n": s["test_n"], "eval_every": s["eval_every"],
-           "batch": 100, "order": "contiguous", "target_acc": s["target_acc"], "metrics": 2}
-
-    def fn():
-        gens = seed_all(seed)
-        device = ctx.device
-        model = init_convnet4(make_convnet4(width=s["width"]), init, gens.torch, scale).to(device)
-        optimizer = OPTIMIZERS[opt](model.parameters(), lr)
-        train_t, test_t, x_probe = _tensors(data, device, s["test_n"])
-        at_init = evaluate(model, test_t)
-        res = train(model, optimizer, train_t, test_t,
-                    TrainConfig(steps=s["steps"], batch_size=100, order="contiguous",
-                                eval_every=s["eval_every"]),
-                    generator=gens.torch, label=f"{init} {opt} lr={lr:g} seed={seed}")
-        out = {"history": res.history, "diverged": res.diverged, "wall_s": res.wall_s, "steps": res.steps,
-               "init_eval": at_init, "final": {}}
-        labels = test_t[1]
-        constant = float(torch.bincount(labels.cpu(), minlength=10).max()) / labels.numel()
-        # a diverged run scores 0 accuracy (a recorded outcome, not a missing one); its cost is undefined
-        metrics = {"test_acc": 0.0, "test_cost": None, "init_cost": at_init["loss"], "init_acc": at_init["acc"],
-                   "constant_acc": constant, "diverged": res.diverged is not None,
-                   "steps_to_target": _steps_to(res.history, s["target_acc"])}
-        if res.diverged is None:
-            out["final"] = {**res.final, "test_acc": 1 - res.final["error_rate"],
-                            "test_cost": res.final["valid_loss"]}
-            out["after"] = _clean_report(activation_report(model, x_probe))
-            # the posts' flawed evaluation, on copies, as a flagged second number
-            ev = evaluate_while_training(model, optimizer, test_t)
-            out["final"]["buggy_test_acc"], out["final"]["buggy_test_cost"] = ev["acc"], ev["loss"]
-            acc, cost = out["final"]["test_acc"], out["final"]["test_cost"]
-            metrics.update(test_acc=acc, test_cost=cost, cost_moved=abs(cost - at_init["loss"]),
-                           acc_moved=abs(acc - at_init["acc"]), acc_above_constant=acc - constant,
-                           spread_ratio_after=out["after"]["spread_ratio_4_1"],
-                           saturated_after=out["after"]["saturated_share"],
-                           max_prob_after=out["after"]["max_prob_mean"], buggy_test_acc=ev["acc"])
-        out["metrics"] = metrics
-        return out
-
-    return ctx.run(f"{init}-{opt}-lr{lr:g}-x{scale:g}", seed, fn, config=cfg,
-                   experiment=f"convnet-train-{data.name}")
-
-
-def acc_of(run) -> float:
-    """Final clean test accuracy (a diverged run scores 0, as its record says)."""
-    return run["metrics"]["test_acc"]
 
 
 def _history_table(run, label) -> dict:
@@ -297,34 +175,3 @@ def test_init_controlled(case: Case, claimbench: ClaimBench, datasets) -> None:
                "between conv2 and conv3 raises the second moment, so that row is expected to exceed it."])
 
 
-def _steps_to(history, target) -> float | None:
-    """First evaluated step whose test accuracy reaches the target; None (= never, +inf) otherwise."""
-    for h in history:
-        if 1 - h.get("error_rate", 1.0) >= target:
-            return float(h["step"])
-    return None
-
-
-@pytest.mark.parametrize("case", OPT_CASES, ids=str)
-def test_optimizers_on_mnist(case: Case, claimbench: ClaimBench, datasets) -> None:
-    ctx = claimbench.start(case)
-    data = datasets.require(ctx, "mnist")
-    runs = {o: [trained(ctx, data, "he_xavier", 1e-3, o, sd) for sd in ctx.seeds] for o in OPTIMIZERS}
-    target = ctx.budget["target_acc"]
-    n = len(ctx.seeds)
-    steps = {o: [r["metrics"]["steps_to_target"] for r in rs] for o, rs in runs.items()}
-    rows = [[o, stats.summary([acc_of(r) for r in rs]).fmt(100, 2, "%"),
-             f"{np.median([math.inf if x is None else x for x in steps[o]]):g}",
-             f"{sum(x is None for x in steps[o])}/{n}"] for o, rs in runs.items()]
-    ctx.decide(
-        runs,
-        tables=[{"title": f"final test accuracy and steps to {100 * target:g}% accuracy (He init, lr 1e-3); "
-                          "never reached counts as infinity",
-                 "columns": ["optimiser", "accuracy mean [95% CI] (n)", "median steps to target", "never reached"],
-                 "rows": rows}],
-        figures=[{"kind": "lines", "title": "test accuracy during training (mean, band = min..max over seeds)",
-                  "xlabel": "step", "ylabel": "test accuracy (%)",
-                  "series": accuracy_bands(runs, percent=True)},
-                 {"kind": "strip", "title": "final test accuracy per seed (%)", "ylabel": "test accuracy (%)",
-                  "groups": [{"label": o, "values": [100 * acc_of(r) for r in rs]} for o, rs in runs.items()]}],
-        notes=["The arms share each seed's initial weights and batch order, so the rule pairs them by seed."])
