@@ -44,7 +44,7 @@ from harness.claims import Case
 from harness.profiles import Budget
 from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all
-from harness.plugin import ClaimBench
+from harness.plugin import ClaimBench, ClaimContext
 
 PART1_SMALL = (1, 2, 3, 4, 5)
 PART1_LARGE = (45, 46, 47, 48, 49, 50)
@@ -121,7 +121,7 @@ def _mse(out, y, reduction="mean"):
     return F.mse_loss(out.float().squeeze(1), y.float(), reduction=reduction)
 
 
-def _dataset(ctx, spec: dict, seed: int, counts=None, per_class=None):
+def _dataset(ctx: ClaimContext, spec: dict, seed: int, counts=None, per_class=None):
     s = ctx.budget.settings
     return counting_dataset(tuple(counts or spec["counts"]), per_class or spec["per_class"],
                             various=spec["various"], seed=seed, size=s["size"], cache_dir=str(ctx.bench.cache_dir))
@@ -136,7 +136,7 @@ def cost_estimate(spec: dict, s: dict) -> str:
                f"{GPU_IMAGES_PER_S} img/s)" if flops == flops else ""))
 
 
-def counting_run(ctx, spec: dict, seed: int, pretrained_state: dict | None) -> dict:
+def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dict | None) -> dict:
     """One stored run of a recipe: stages of fit_one_cycle, the LR finder where the posts ran it."""
     s = dict(ctx.budget.settings)
     if pretrained_state is not None:  # the ImageNet body is ResNet-34 at full width, whatever the profile
@@ -211,7 +211,7 @@ def _final_metrics(model, bank, va_idx, targets, n_circles, regress) -> dict:
             "valid_loss": float(F.cross_entropy(out, targets[va_idx]))}
 
 
-def _out_of_range(ctx, model, spec, seed) -> dict:
+def _out_of_range(ctx: ClaimContext, model, spec, seed) -> dict:
     s = ctx.budget.settings
     bank, _, n_circles, _ = _dataset(ctx, spec, seed + 10_000, counts=OUT_OF_RANGE, per_class=s["oor_per_count"])
     pred = _predict(model, bank.to(ctx.device), torch.arange(len(n_circles), device=ctx.device))
@@ -238,7 +238,7 @@ def _curves(title, runs_by_arm) -> dict:
             "series": accuracy_bands(ok, x="epoch")}
 
 
-def _thumbs(ctx, spec: dict, seed: int, k: int = 6) -> dict:
+def _thumbs(ctx: ClaimContext, spec: dict, seed: int, k: int = 6) -> dict:
     """A few validation views of the dataset as the network sees them (centre crop), for the report."""
     bank, _, n_circles, _ = _dataset(ctx, spec, seed)
     x = R._crop(bank, torch.arange(k), torch.full((k,), 0.5), torch.full((k,), 0.5))
@@ -275,7 +275,7 @@ def test_claim(case: Case, claimbench: ClaimBench, weights) -> None:
         _pixel_baseline(ctx)
 
 
-def _controls_state(ctx, weights) -> dict | None:
+def _controls_state(ctx: ClaimContext, weights) -> dict | None:
     """The ablation and the regression head use the posts' pretrained body at the full profile when the
     weights are there (the schedule factor's frozen arm needs it); otherwise they run from scratch."""
     state = weights.get() if ctx.profile == "full" else None
@@ -283,7 +283,7 @@ def _controls_state(ctx, weights) -> dict | None:
     return state
 
 
-def _posts_claim(ctx, cid: str, state: dict) -> None:
+def _posts_claim(ctx: ClaimContext, cid: str, state: dict) -> None:
     s = ctx.budget.settings
     name = {"counting_1to5_baseline_86pct": "part1_small", "counting_1to5_finetune_99pct": "part1_small",
             "counting_45to50_near_chance": "part1_large", "counting_45to49_sensible_transforms_100pct": "part2",
@@ -307,7 +307,7 @@ def _posts_claim(ctx, cid: str, state: dict) -> None:
                notes=notes)
 
 
-def _from_scratch(ctx) -> None:
+def _from_scratch(ctx: ClaimContext) -> None:
     s = ctx.budget.settings
     names = ("part1_small", "part1_large", "part2", "part2_various")
     runs = {n: [counting_run(ctx, recipe(n, s), sd, None) for sd in ctx.seeds] for n in names}
@@ -337,7 +337,7 @@ def _from_scratch(ctx) -> None:
                "45-50 is shown, not decided: the posts' pretrained level there is itself near chance."])
 
 
-def _ablation(ctx, state: dict | None) -> None:
+def _ablation(ctx: ClaimContext, state: dict | None) -> None:
     s = ctx.budget.settings
     levels = [(d, t, sc) for d in ("small", "large") for t in ("default", "dihedral") for sc in ("part1", "part2")]
     runs = {lv: [counting_run(ctx, ablation_arm(s, *lv), sd, state) for sd in ctx.seeds] for lv in levels}
@@ -389,7 +389,7 @@ def _ablation(ctx, state: dict | None) -> None:
         notes=notes)
 
 
-def _regression(ctx, state: dict | None) -> None:
+def _regression(ctx: ClaimContext, state: dict | None) -> None:
     s = ctx.budget.settings
     spec = dict(recipe("part2", s), head="regress")
     cls = [counting_run(ctx, recipe("part2", s), sd, state) for sd in ctx.seeds]
@@ -426,7 +426,7 @@ def _pixel_counter(ink_tr, n_tr, ink_va, n_va) -> float:
     return float(np.mean(np.rint(a * ink_va + b) == n_va))
 
 
-def _pixel_baseline(ctx) -> None:
+def _pixel_baseline(ctx: ClaimContext) -> None:
     s = ctx.budget.settings
     datasets = {"1-5": (PART1_SMALL, False), "45-50": (PART1_LARGE, False), "45-49": (PART2, False),
                 "45-49 various sizes": (PART2, True)}
@@ -496,7 +496,7 @@ def _pixel_baseline(ctx) -> None:
                "numbers are in benchmarks/test_speed.py."])
 
 
-def _label_noise(ctx, seed: int) -> dict:
+def _label_noise(ctx: ClaimContext, seed: int) -> dict:
     s = ctx.budget.settings
     rng = np.random.default_rng(seed + 30_000)
     ns = np.repeat(PART1_LARGE, max(1, s["noise_images"] // len(PART1_LARGE)))

@@ -27,7 +27,7 @@ from harness.claims import Case
 from harness.profiles import Budget
 from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all
-from harness.plugin import ClaimBench
+from harness.plugin import ClaimBench, ClaimContext
 
 SCALE = {
     "smoke": dict(arch="resnet10", width=0.125, size=32, bs=16, ep1=1, ep2=1, lr_find_it=12),
@@ -71,7 +71,7 @@ def folder(claimbench, ctx, name: str):
     return got
 
 
-def transfer_run(ctx, data, name: str, seed: int, pretrained_state: dict | None) -> dict:
+def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state: dict | None) -> dict:
     s = dict(ctx.budget.settings)
     if pretrained_state is not None:
         s.update(arch="resnet34", width=1.0)
@@ -186,7 +186,7 @@ def test_claim(case: Case, claimbench: ClaimBench, weights) -> None:
                figures=[f for f in figs if f], notes=notes)
 
 
-def _from_scratch(ctx, claimbench: ClaimBench) -> None:
+def _from_scratch(ctx: ClaimContext, claimbench: ClaimBench) -> None:
     tables, figs, details, arms = [], [], {}, {}
     for name in ("paintings", "kittencat"):
         data = folder(claimbench, ctx, name)

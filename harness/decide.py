@@ -25,7 +25,7 @@ def frame(arms: dict[str, Iterable[dict]]) -> pd.DataFrame:
     for label, runs in arms.items():
         for r in runs:
             rows.append({"arm": label, "seed": r.get("seed"), "run_id": r.get("run_id"),
-                         "experiment": r.get("claim_id"), "config_hash": r.get("config_hash"),
+                         "experiment": r.get("experiment"), "config_hash": r.get("config_hash"),
                          **{k: (float("nan") if v is None else v) for k, v in (r.get("metrics") or {}).items()}})
     return pd.DataFrame(rows, columns=None if rows else ["arm", "seed", "run_id"])
 

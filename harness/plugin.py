@@ -133,7 +133,7 @@ class ClaimContext:
                    "variant": self.case.variant, **(config or {})}
         else:
             cfg = dict(config or {})
-        return self.bench.store.run(claim_id=experiment or self.case.claim_id, profile=self.profile, arm=arm,
+        return self.bench.store.run(experiment=experiment or self.case.claim_id, profile=self.profile, arm=arm,
                                     config=cfg, seed=seed, device=str(self.device),
                                     device_name=self.bench.device_name, fn=fn, fresh=self.bench.fresh,
                                     session=self.bench.session_runs)

@@ -29,9 +29,12 @@ import uuid
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from harness.device import versions
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STORE_FILE = "runs.jsonl"
 SCHEMA = 2  # 2: runs carry run_id and metrics; verdicts carry their rule, its hash and the run ids
@@ -183,16 +186,16 @@ class Store:
                           "line (it is moved to runs.jsonl.torn on the next write)", StoreWarning,
                           stacklevel=2)
 
-    def runs(self, claim_id: str | None = None, profile: str | None = None) -> list[dict]:
+    def runs(self, experiment: str | None = None, profile: str | None = None) -> list[dict]:
         return [r for r in self.iter_records() if r.get("kind") == "run"
-                and (claim_id is None or r["claim_id"] == claim_id)
+                and (experiment is None or r["experiment"] == experiment)
                 and (profile is None or r["profile"] == profile)]
 
-    def find_run(self, claim_id: str, profile: str, cfg_hash: str, seed: int,
+    def find_run(self, experiment: str, profile: str, cfg_hash: str, seed: int,
                  host: str | None = None) -> dict | None:
         """The latest finished run with this key (and, when given, recorded on this host)."""
         found = None
-        for r in self.runs(claim_id, profile):
+        for r in self.runs(experiment, profile):
             if (r.get("config_hash") == cfg_hash and r.get("seed") == seed and r.get("status") == "finished"
                     and (host is None or r.get("host") == host)):
                 found = r
@@ -207,7 +210,20 @@ class Store:
         return out
 
     # resume
-    def run(self, *, claim_id: str, profile: str, arm: str, config: dict, seed: int, device: str,
+    def frame(self, profile: str | None = None) -> "pd.DataFrame":
+        """The store's analysis table: one row per run (experiment, arm, seed, run_id, config hash, profile,
+        device, code commit) with every metric as a column; what the deciders and the report read."""
+        import pandas as pd
+
+        rows = [{"run_id": r.get("run_id"), "experiment": r.get("experiment"), "arm": r.get("arm"),
+                 "seed": r.get("seed"), "profile": r.get("profile"), "config_hash": r.get("config_hash"),
+                 "device_name": r.get("device_name"), "commit": (r.get("git") or {}).get("commit"),
+                 "dirty": (r.get("git") or {}).get("dirty"), "wall_s": r.get("wall_s"),
+                 **{k: (float("nan") if v is None else v) for k, v in (r.get("metrics") or {}).items()}}
+                for r in self.runs(profile=profile)]
+        return pd.DataFrame(rows)
+
+    def run(self, *, experiment: str, profile: str, arm: str, config: dict, seed: int, device: str,
             device_name: str, fn: Callable[[], dict], fresh: bool = False,
             session: dict | None = None) -> dict:
         """Return this host's finished run for (claim, profile, arm config, seed), or run ``fn`` and store it.
@@ -215,13 +231,13 @@ class Store:
         ``fn`` returns a dict of results (``history``, ``final``, ``wall_s``, ...). A run that raises is
         not stored, so the next invocation runs it again.
         """
-        key = {"claim_id": claim_id, "profile": profile, "arm": arm, "config": config,
+        key = {"experiment": experiment, "profile": profile, "arm": arm, "config": config,
                "device_type": device.split(":")[0]}
         h = config_hash(key)
         if session is not None and (h, seed) in session:  # trained once per session, --fresh or not
             return {**session[(h, seed)], "resumed": True}
         if not fresh:  # resume what this machine finished; another machine's runs are not reused
-            done = self.find_run(claim_id, profile, h, seed, host=provenance()["host"])
+            done = self.find_run(experiment, profile, h, seed, host=provenance()["host"])
             if done is not None and done.get("run_id"):
                 if session is not None:
                     session[(h, seed)] = done
@@ -229,10 +245,11 @@ class Store:
         started = now_utc()
         result = fn()
         rec = {
-            "kind": "run", "run_id": uuid.uuid4().hex[:16], "status": "finished", "claim_id": claim_id, "profile": profile, "arm": arm,
+            "kind": "run", "run_id": uuid.uuid4().hex[:16], "status": "finished",
+            "experiment": experiment, "profile": profile, "arm": arm,
             "seed": seed, "config": config, "config_hash": h, "device": device,
             "device_name": device_name, "started_at": started, "finished_at": now_utc(),
-            **provenance(), **result,
+            "metrics": {}, **provenance(), **result,
         }
         stored = self.append(rec)
         if session is not None:

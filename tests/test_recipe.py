@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from fixtures import fastai as fastai_fx
 from harness import recipe as R
 from fixtures.circles import counting_dataset, crop_label_noise, place_circles_batch, sizes_for
 
@@ -90,7 +91,7 @@ def test_weights_file_roundtrip_and_errors(tmp_path, monkeypatch):
     with pytest.raises(R.WeightsUnavailable, match="failed: URLError"):
         R.resnet34_imagenet_state(None, allow_download=True)
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True, exist_ok=True)
-    torch.save(ref.state_dict(), tmp_path / "hub" / "checkpoints" / R.RESNET34_URL_NAME)
+    torch.save(ref.state_dict(), tmp_path / "hub" / "checkpoints" / fastai_fx.RESNET34_URL_NAME)
     assert R.resnet34_imagenet_state(None, allow_download=False).keys() == ref.state_dict().keys()
 
 

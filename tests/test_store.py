@@ -20,7 +20,7 @@ def _run(store, seed, calls, fresh=False, config=None):
         calls.append(seed)
         return {"final": {"acc": 0.5 + seed / 100}, "wall_s": 0.01}
 
-    return store.run(claim_id="ltfn7_optimizer_2d_comparison", profile="cpu", arm="a",
+    return store.run(experiment="ltfn7_optimizer_2d_comparison", profile="cpu", arm="a",
                      config=config or {"lr": 0.1}, seed=seed, device="cpu", device_name="CPU",
                      fn=fn, fresh=fresh)
 
@@ -30,8 +30,8 @@ def test_append_and_read_back_with_provenance(tmp_path):
     rec = _run(store, 0, [])
     assert rec["resumed"] is False and rec["status"] == "finished"
     (back,) = store.records()
-    for key in ("claim_id", "profile", "config", "config_hash", "seed", "final", "wall_s", "device_name",
-                "versions", "git", "started_at", "finished_at"):
+    for key in ("experiment", "run_id", "metrics", "profile", "config", "config_hash", "seed", "final", "wall_s",
+                "device_name", "versions", "git", "started_at", "finished_at"):
         assert key in back
     assert set(back["versions"]) >= {"python", "torch", "torchvision", "numpy"}
     assert "dirty" in back["git"]
@@ -51,7 +51,7 @@ def test_resume_reuses_finished_runs_unless_fresh(tmp_path):
 def test_failed_run_is_not_stored(tmp_path):
     store = Store(tmp_path)
     with pytest.raises(RuntimeError):
-        store.run(claim_id="x", profile="cpu", arm="a", config={}, seed=0, device="cpu", device_name="CPU",
+        store.run(experiment="x", profile="cpu", arm="a", config={}, seed=0, device="cpu", device_name="CPU",
                   fn=lambda: (_ for _ in ()).throw(RuntimeError("boom")))
     assert store.records() == []
 
@@ -98,7 +98,7 @@ WRITER = textwrap.dedent("""
     payload = "x" * 200_000  # big lines make a kill inside a write likely
     i = 0
     while True:
-        store.append({"kind": "run", "claim_id": "c", "profile": "cpu", "seed": i, "status": "finished",
+        store.append({"kind": "run", "experiment": "c", "profile": "cpu", "seed": i, "status": "finished",
                       "config_hash": "h", "blob": payload})
         i += 1
 """)
@@ -121,7 +121,7 @@ def test_writer_killed_mid_run_leaves_no_partial_record(tmp_path):
     assert [r["seed"] for r in recs] == list(range(len(recs)))  # complete, in order, none half-used
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StoreWarning)
-        store.append({"kind": "run", "claim_id": "c", "seed": -1})  # resuming writes after a clean tail
+        store.append({"kind": "run", "experiment": "c", "seed": -1})  # resuming writes after a clean tail
         assert store.records()[-1]["seed"] == -1
     for line in store.path.read_bytes().splitlines():
         json.loads(line)
@@ -146,3 +146,21 @@ def test_runs_of_another_machine_are_not_resumed(tmp_path, monkeypatch):
     monkeypatch.setattr(store_mod, "provenance", lambda: {"versions": {}, "git": {}, "host": "elsewhere"})
     _run(store, 0, calls)
     assert calls == [0, 0]
+
+
+def test_frame_has_one_row_per_run_with_metrics_as_columns(tmp_path):
+    store = Store(tmp_path)
+    for seed in range(3):
+        store.run(experiment="e", profile="cpu", arm="a", config={}, seed=seed, device="cpu", device_name="CPU",
+                  fn=lambda seed=seed: {"metrics": {"acc": seed / 10, "cost": None}})
+    df = store.frame("cpu")
+    assert list(df["seed"]) == [0, 1, 2] and list(df["acc"]) == [0.0, 0.1, 0.2] and df["cost"].isna().all()
+    assert df["run_id"].nunique() == 3
+
+
+def test_records_are_strict_json(tmp_path):
+    store = Store(tmp_path)
+    store.append({"kind": "run", "experiment": "e", "metrics": {"cost": float("inf"), "x": float("nan")}})
+    line = (tmp_path / "runs.jsonl").read_text()
+    assert "Infinity" not in line and "NaN" not in line
+    json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
