@@ -164,9 +164,12 @@ def unknown_claim_message(claim_id: str) -> str:
 
 def parse_claim_ids(text: str | None) -> tuple[str, ...] | None:
     """Parse ``--claims id1,id2``; unknown ids are a UsageError listing the valid ones."""
-    if not text:
+    if text is None:
         return None
     ids = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not ids:
+        raise UsageError(f"--claims {text!r} names no claim; give comma-separated ids, e.g. "
+                         f"--claims ltfn9_checkpoint_184mb. Valid ids: {', '.join(sorted(CATALOGUE))}")
     for cid in ids:
         get_claim(cid)
     return ids

@@ -34,6 +34,7 @@ from harness.verdict import LABELS, NOT_RUN
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_KEY = pytest.StashKey["ClaimBench"]()
+FOLDER_DATASETS = ("paintings", "kittencat")  # the image-folder datasets --folder may replace
 MARKERS = {
     "gpu": "needs CUDA (skipped as 'not run: device' without it)",
     "data": "needs a dataset from --data-dir (skipped as 'not run: data' without it)",
@@ -85,7 +86,8 @@ class ClaimBench:
     announce: Callable[[str], None] = print
     session_verdicts: list[dict] = field(default_factory=list)
     session_runs: dict = field(default_factory=dict)  # runs this session trained or resumed, each trained once
-    collected_claims: set[str] = field(default_factory=set)  # every claim id with a test, before -k / --claims
+    collected_claims: set[str] = field(default_factory=set)
+    report_error: str = ""  # every claim id with a test, before -k / --claims
 
     @property
     def store(self) -> Store:
@@ -238,6 +240,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if not sep or not name.strip() or not path.strip():
             raise pytest.UsageError(f"malformed --folder {item!r}; give NAME=DIR, e.g. kittencat=~/pets")
         folders[name.strip().lower()] = Path(path.strip()).expanduser()
+    unknown = sorted(set(folders) - set(FOLDER_DATASETS))
+    if unknown:
+        raise pytest.UsageError(f"unknown folder dataset(s) {', '.join(unknown)} (from --folder or "
+                                f"CLAIMBENCH_FOLDER_<NAME>); known: {', '.join(FOLDER_DATASETS)}")
     cache_dir = opt("--cache-dir") or os.environ.get("CLAIMBENCH_CACHE_DIR") or str(ROOT / ".cache")
 
     def announce(message: str) -> None:
@@ -289,8 +295,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         case = _case_of(item)
-        if case is None:
-            keep.append(item)
+        if case is None:  # not a claim (a speed benchmark): --claims selects claim tests only
+            (drop if s.claims is not None else keep).append(item)
             continue
         s.collected_claims.add(case.claim_id)
         if s.claims is not None and case.claim_id not in s.claims:
@@ -330,7 +336,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     s = session.config.stash.get(STATE_KEY, None)
     if s is None or not s.session_verdicts:
         return
-    report_mod.build(s.report_dir / "store", s.report_dir)
+    try:
+        report_mod.build(s.report_dir / "store", s.report_dir)
+    except (OSError, LookupError, report_mod.StoreCorruptError) as e:
+        # every stored run and verdict is kept; the previous report stays whole (pages are swapped in whole)
+        s.report_error = f"the report in {s.report_dir} was not rebuilt: {e}. Nothing stored was lost; " \
+                         f"rebuild it with `python -m harness.report --store {s.report_dir / 'store'} --out " \
+                         f"{s.report_dir}` once the cause is fixed."
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(f"claimbench: {s.report_error}", red=True)
 
 
 __all__ = ["ClaimBench", "ClaimContext", "get_claim"]

@@ -46,6 +46,10 @@ def get_profile(name: str | None) -> Profile:
         ) from None
 
 
+MAX_SEEDS = 1000  # per arm; each one is a full training run
+MAX_SEED = 2 ** 31 - 1  # numpy's legacy seeding takes 32-bit seeds
+
+
 def parse_seeds(text: str | None) -> tuple[int, ...] | None:
     """Parse ``--seeds``: a count ``5`` (-> 0..4), a list ``0,3,7``, or a range ``10-14``.
 
@@ -54,6 +58,8 @@ def parse_seeds(text: str | None) -> tuple[int, ...] | None:
     if text is None or str(text).strip() == "":
         return None
     text = str(text).strip()
+    too_many = UsageError(f"--seeds {text!r} asks for more than {MAX_SEEDS} seeds per arm or a seed above "
+                          f"{MAX_SEED}; give fewer (each seed is one full training run per arm)")
     try:
         if "," in text:
             seeds = tuple(int(s) for s in text.split(",") if s.strip() != "")
@@ -62,16 +68,24 @@ def parse_seeds(text: str | None) -> tuple[int, ...] | None:
             lo_i, hi_i = int(lo), int(hi)
             if hi_i < lo_i:
                 raise ValueError
+            if hi_i - lo_i + 1 > MAX_SEEDS or hi_i > MAX_SEED:
+                raise too_many
             seeds = tuple(range(lo_i, hi_i + 1))
         else:
             count = int(text)
             if count < 1:
                 raise ValueError
+            if count > MAX_SEEDS:
+                raise too_many
             seeds = tuple(range(count))
+    except UsageError:
+        raise
     except ValueError:
         raise UsageError(
             f"malformed --seeds {text!r}; give a count (5), a list (0,3,7) or a range (10-14)"
         ) from None
+    if len(seeds) > MAX_SEEDS or any(s > MAX_SEED for s in seeds):
+        raise too_many
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise UsageError(f"malformed --seeds {text!r}: seeds must be distinct non-negative integers")
     return seeds

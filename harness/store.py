@@ -48,6 +48,14 @@ class StoreWarning(UserWarning):
     pass
 
 
+def notice(message: str) -> None:
+    """A StoreWarning that is always shown and never raised, whatever the warning filters (a test suite's
+    ``filterwarnings = error`` must not turn the store's self-repair into a failure)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn(message, StoreWarning, stacklevel=3)
+
+
 def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True, default=_default)
 
@@ -132,10 +140,20 @@ class Store:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._quarantine_torn_tail(fd)
-            written = os.write(fd, line)
-            if written != len(line):  # a short write to a regular file: disk full or similar
-                raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
-            os.fsync(fd)
+            before = os.fstat(fd).st_size
+            try:
+                written = os.write(fd, line)
+                if written != len(line):  # a short write to a regular file: disk full or similar
+                    raise OSError(28, f"short write ({written} of {len(line)} bytes)")
+                os.fsync(fd)
+            except OSError as e:
+                try:  # cut the partial line back, so the store stays usable once space is freed
+                    os.ftruncate(fd, before)
+                except OSError:
+                    pass
+                raise OSError(e.errno, f"could not write a record to {self.path}: {e.strerror or e}; nothing "
+                                       "was changed (free space or fix permissions and re-run: finished runs "
+                                       "are kept)") from None
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -155,8 +173,7 @@ class Store:
         with open(self.path.with_name(STORE_FILE + ".torn"), "ab") as torn:
             torn.write(data[start:] + b"\n")
         os.ftruncate(fd, start)
-        warnings.warn(f"{self.path}: moved an interrupted, half-written last line to "
-                      f"{STORE_FILE}.torn", StoreWarning, stacklevel=3)
+        notice(f"{self.path}: moved an interrupted, half-written last line to {STORE_FILE}.torn")
 
     # reading
     def records(self) -> list[dict]:
@@ -182,9 +199,8 @@ class Store:
                                         "or damaged; fix or remove that line")
             yield rec
         if torn.strip():
-            warnings.warn(f"{self.path}:{len(lines) + 1}: ignoring an interrupted, half-written last "
-                          "line (it is moved to runs.jsonl.torn on the next write)", StoreWarning,
-                          stacklevel=2)
+            notice(f"{self.path}:{len(lines) + 1}: ignoring an interrupted, half-written last line (it is "
+                   "moved to runs.jsonl.torn on the next write)")
 
     def runs(self, experiment: str | None = None, profile: str | None = None) -> list[dict]:
         return [r for r in self.iter_records() if r.get("kind") == "run"

@@ -84,3 +84,14 @@ def test_command_line_usage_errors_and_collection():
         assert cid in ok.stdout, cid
     one = _pytest("benchmarks", "--collect-only", "-q", "-k", "ltfn9_checkpoint_184mb")
     assert one.stdout.count("ltfn9_checkpoint_184mb") == 1
+    bad = _pytest("benchmarks", "--collect-only", "-q", "--claims", ",,,")
+    assert bad.returncode == 4 and "names no claim" in bad.stderr
+    bad = _pytest("benchmarks", "--collect-only", "-q", "--seeds", "99999999999")
+    assert bad.returncode == 4 and "more than 1000 seeds" in bad.stderr
+    bad = _pytest("benchmarks", "--collect-only", "-q", "--folder", "kittens=/tmp")
+    assert bad.returncode == 4 and "unknown folder dataset(s) kittens" in bad.stderr
+    bad = _pytest("benchmarks", "--collect-only", "-q", "--profile", "smoke", "--report-dir", "reports")
+    assert bad.returncode == 4 and "never writes into the published report" in bad.stderr
+    sel = _pytest("benchmarks", "--collect-only", "-q", "--claims", "ltfn9_checkpoint_184mb")
+    assert sel.returncode == 0 and "test_speed" not in sel.stdout and "overhead" not in sel.stdout, sel.stdout
+    assert sel.stdout.count("::") == 1

@@ -80,7 +80,7 @@ def test_torn_tail_is_ignored_then_quarantined(tmp_path):
     store = Store(tmp_path)
     _run(store, 0, [])
     with open(store.path, "ab") as f:
-        f.write(b'{"kind": "run", "claim_id": "half-writ')
+        f.write(b'{"kind": "run", "experiment": "half-writ')
     with pytest.warns(StoreWarning, match=r"runs\.jsonl:2: ignoring an interrupted"):
         assert len(store.records()) == 1
     with pytest.warns(StoreWarning) as caught:
@@ -164,3 +164,39 @@ def test_records_are_strict_json(tmp_path):
     line = (tmp_path / "runs.jsonl").read_text()
     assert "Infinity" not in line and "NaN" not in line
     json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+
+def test_torn_tail_heals_even_when_warnings_are_errors(tmp_path):
+    """The suite runs with filterwarnings = error: the store's self-repair must not become a failure."""
+    import warnings
+
+    store = Store(tmp_path)
+    _run(store, 0, [])
+    with open(store.path, "ab") as f:
+        f.write(b'{"kind": "run", "experiment": "half-writ')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(store.records()) == 1
+        _run(store, 1, [])
+    assert len(store.records()) == 2 and b"half-writ" in (tmp_path / "runs.jsonl.torn").read_bytes()
+
+
+def test_a_short_write_is_cut_back_and_the_store_stays_usable(tmp_path, monkeypatch):
+    """A full disk mid-line (simulated: the write stores half the bytes) leaves no partial line behind."""
+    from harness import store as store_mod
+
+    store = Store(tmp_path)
+    _run(store, 0, [])
+    before = store.path.read_bytes()
+    real_write = os.write
+
+    def half(fd, data):
+        return real_write(fd, data[: len(data) // 2])
+
+    monkeypatch.setattr(store_mod.os, "write", half)
+    with pytest.raises(OSError, match="could not write a record to .*runs.jsonl.*nothing was changed"):
+        _run(store, 1, [])
+    monkeypatch.setattr(store_mod.os, "write", real_write)
+    assert store.path.read_bytes() == before  # the half line was cut back
+    _run(store, 1, [])  # space freed: the same store takes the run
+    assert [r["seed"] for r in store.records()] == [0, 1]
