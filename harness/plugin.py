@@ -17,6 +17,7 @@ fallback so tox and CI can set them:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, Callable, NoReturn
 import pytest
 import torch
 
+from harness import progress
 from harness import report as report_mod
 from harness.claims import CATALOGUE, Case, get_claim, parse_claim_ids
 from harness.device import device_name, resolve_device, versions
@@ -330,6 +332,26 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     if pending:
         tr.write_line(f"not run (pending, no test yet): {', '.join(pending)}")
     tr.write_line(f"report: {s.report_dir / 'README.md'}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Training bars go through the terminal reporter with capture suspended (pytest's own way of showing
+    live lines), when the session has a terminal and is not CI."""
+    config = session.config
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None or not tr.isatty() or os.environ.get("CI"):
+        return
+
+    def progress_sink(text: str) -> None:
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            tr.write(text, flush=True)
+
+    progress.set_sink(progress_sink)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    progress.set_sink(None)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

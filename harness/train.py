@@ -219,7 +219,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
                 on_step(step, loss.detach())
             step += 1
             seen += x.shape[0]
-            bar.update(1)
+            bar.update(1, images=x.shape[0], loss=lambda: float(losses[step - 1]))
             if step % eval_every == 0 or step == total:
                 ok = checkpoint(step, epoch_index)
                 if not ok:
