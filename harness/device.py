@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import platform
 import re
-from typing import ContextManager
+from typing import Any, ContextManager
 
 import torch
 
@@ -80,3 +82,29 @@ def versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "cuda": torch.version.cuda or "none",
     }
+
+
+def _machine_id() -> str:
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(path) as f:
+                mid = f.read().strip()
+            if mid:
+                return mid
+        except OSError:
+            continue
+    return "unknown"
+
+
+def environment(device_label: str) -> dict[str, Any]:
+    """The environment a run was produced in: what resume and comparisons key on (never the host name,
+    which containers and cloned VMs share). ``device_label`` is ``device_name(device)``: the GPU model, or
+    the CPU model with the thread count."""
+    v = versions()
+    return {"machine_id": _machine_id(), "device": device_label, "threads": torch.get_num_threads(),
+            "torch": v["torch"], "torchvision": v["torchvision"], "cuda": v["cuda"], "python": v["python"],
+            "numpy": v["numpy"]}
+
+
+def environment_hash(env: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()[:16]

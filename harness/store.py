@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from harness.device import versions
+from harness.device import environment, environment_hash, versions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,6 +119,7 @@ def git_info() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def provenance() -> dict[str, Any]:
+    # the host name is recorded for a reader, never used as an identity (containers and VMs share one)
     return {"versions": versions(), "git": git_info(), "host": socket.gethostname()}
 
 
@@ -208,12 +209,12 @@ class Store:
                 and (profile is None or r["profile"] == profile)]
 
     def find_run(self, experiment: str, profile: str, cfg_hash: str, seed: int,
-                 host: str | None = None) -> dict | None:
-        """The latest finished run with this key (and, when given, recorded on this host)."""
+                 env_hash: str | None = None) -> dict | None:
+        """The latest finished run with this key (and, when given, produced in this environment)."""
         found = None
         for r in self.runs(experiment, profile):
             if (r.get("config_hash") == cfg_hash and r.get("seed") == seed and r.get("status") == "finished"
-                    and (host is None or r.get("host") == host)):
+                    and (env_hash is None or r.get("env_hash") == env_hash)):
                 found = r
         return found
 
@@ -242,7 +243,7 @@ class Store:
     def run(self, *, experiment: str, profile: str, arm: str, config: dict, seed: int, device: str,
             device_name: str, fn: Callable[[], dict], fresh: bool = False,
             session: dict | None = None) -> dict:
-        """Return this host's finished run for (claim, profile, arm config, seed), or run ``fn`` and store it.
+        """Return this environment's finished run for (claim, profile, arm config, seed), or run ``fn`` and store it.
 
         ``fn`` returns a dict of results (``history``, ``final``, ``wall_s``, ...). A run that raises is
         not stored, so the next invocation runs it again.
@@ -252,8 +253,10 @@ class Store:
         h = config_hash(key)
         if session is not None and (h, seed) in session:  # trained once per session, --fresh or not
             return {**session[(h, seed)], "resumed": True}
-        if not fresh:  # resume what this machine finished; another machine's runs are not reused
-            done = self.find_run(experiment, profile, h, seed, host=provenance()["host"])
+        env = environment(device_name)
+        env_h = environment_hash(env)
+        if not fresh:  # resume only what this environment finished (machine, device, threads, versions)
+            done = self.find_run(experiment, profile, h, seed, env_hash=env_h)
             if done is not None and done.get("run_id"):
                 if session is not None:
                     session[(h, seed)] = done
@@ -265,7 +268,7 @@ class Store:
             "experiment": experiment, "profile": profile, "arm": arm,
             "seed": seed, "config": config, "config_hash": h, "device": device,
             "device_name": device_name, "started_at": started, "finished_at": now_utc(),
-            "metrics": {}, **provenance(), **result,
+            "env": env, "env_hash": env_h, "metrics": {}, **provenance(), **result,
         }
         stored = self.append(rec)
         if session is not None:

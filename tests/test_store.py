@@ -138,14 +138,25 @@ def test_interrupted_suite_resumes_where_it_stopped(tmp_path):
     assert calls == [2, 3]
 
 
-def test_runs_of_another_machine_are_not_resumed(tmp_path, monkeypatch):
+def test_runs_of_another_environment_are_not_resumed(tmp_path, monkeypatch):
+    """Resume keys on the environment fingerprint (machine id, device and threads, versions), never on the
+    host name: a clone on another CPU, or the same machine with another torch, trains again."""
+    from harness import device as device_mod
     from harness import store as store_mod
 
     store, calls = Store(tmp_path), []
     _run(store, 0, calls)
-    monkeypatch.setattr(store_mod, "provenance", lambda: {"versions": {}, "git": {}, "host": "elsewhere"})
     _run(store, 0, calls)
-    assert calls == [0, 0]
+    assert calls == [0]  # same environment: resumed
+    real = device_mod.environment
+    monkeypatch.setattr(store_mod, "environment", lambda name: {**real(name), "torch": "2.9.1"})
+    _run(store, 0, calls)
+    assert calls == [0, 0]  # another torch version: trained again
+    monkeypatch.setattr(store_mod, "environment", lambda name: {**real(name), "machine_id": "elsewhere"})
+    monkeypatch.setattr(store_mod, "provenance", lambda: {"versions": {}, "git": {}, "host": "vm"})
+    _run(store, 0, calls)
+    assert calls == [0, 0, 0]  # another machine with the same host name: trained again
+    assert len({r["env_hash"] for r in store.records()}) == 3
 
 
 def test_frame_has_one_row_per_run_with_metrics_as_columns(tmp_path):
@@ -200,3 +211,19 @@ def test_a_short_write_is_cut_back_and_the_store_stays_usable(tmp_path, monkeypa
     assert store.path.read_bytes() == before  # the half line was cut back
     _run(store, 1, [])  # space freed: the same store takes the run
     assert [r["seed"] for r in store.records()] == [0, 1]
+
+
+def test_fresh_trains_each_run_once_per_session(tmp_path):
+    """--fresh ignores what the store held before the session, yet two claims sharing a run within the
+    session get the one training."""
+    store, calls = Store(tmp_path), []
+    _run(store, 0, calls)  # an earlier session
+    session: dict = {}
+
+    def fresh_run():
+        return store.run(experiment="ltfn7_optimizer_2d_comparison", profile="cpu", arm="a", config={"lr": 0.1},
+                         seed=0, device="cpu", device_name="CPU", fn=lambda: calls.append(0) or {}, fresh=True,
+                         session=session)
+
+    first, second = fresh_run(), fresh_run()
+    assert calls == [0, 0] and first["run_id"] == second["run_id"] and second["resumed"]
