@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures.fastai import USER_WEIGHTS_LABEL
 from harness.recipe import WeightsUnavailable, resnet34_imagenet_state
 from fixtures.data import CIFARData, DataUnavailable, MNISTData, load_cifar10, load_fashion_mnist, load_mnist
 
@@ -52,12 +53,14 @@ class Weights:
     def __init__(self, claimbench):
         self.bench = claimbench
         self._got: dict | WeightsUnavailable | None = None
+        self.origin = ""  # where the weights came from; USER_WEIGHTS_LABEL for weights that are not the posts'
 
     def get(self) -> dict | None:
         """The state dict, or None when unavailable (the reason is kept for :meth:`require`)."""
         if self._got is None:
             try:
-                self._got = resnet34_imagenet_state(self.bench.weights_file, self.bench.allow_download)
+                self._got, self.origin = resnet34_imagenet_state(self.bench.weights_file, self.bench.allow_download,
+                                                                 self.bench.user_weights)
             except WeightsUnavailable as e:
                 self._got = e
         return None if isinstance(self._got, WeightsUnavailable) else self._got
@@ -67,6 +70,8 @@ class Weights:
         state = self.get()
         if state is None:
             ctx.not_run("weights", str(self._got))
+        if self.origin == USER_WEIGHTS_LABEL:
+            ctx.label = USER_WEIGHTS_LABEL  # every verdict decided on them says so
         return state
 
 

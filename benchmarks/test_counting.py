@@ -146,6 +146,8 @@ def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dic
            "bs": s["bs"], "lr_find_it": s["lr_find_it"], "recipe": "fastai-v1", "render": RENDER_VERSION}
     cfg["spec"]["stages"] = [list(st) for st in spec["stages"]]
     cfg["metrics"] = 2
+    if pretrained_state is not None:  # runs on other weights never resume as the ImageNet ones
+        cfg["weights"] = ctx.label or "ImageNet IMAGENET1K_V1"
 
     def fn():
         gens = seed_all(seed)

@@ -21,7 +21,7 @@ import torch
 
 from harness import recipe as R
 from fixtures.data import DataCorrupt, DataUnavailable
-from fixtures.folders import load_image_folder
+from fixtures.folders import fetch_posts_folder, load_image_folder
 from harness import stats
 from harness.claims import Case
 from harness.profiles import Budget
@@ -57,11 +57,18 @@ def folder(claimbench, ctx, name: str):
     """The folder dataset from --folder NAME=DIR, else <data-dir>/NAME; else the claim is not run (data)."""
     key = name
     if key not in _FOLDERS:
-        root = claimbench.folders.get(name) or (claimbench.data_dir / name if claimbench.data_dir else None)
+        user = claimbench.folders.get(name)
+        root = user or (claimbench.data_dir / name if claimbench.data_dir else None)
         try:
             if root is None:
                 raise DataUnavailable(f"the {name} images", [], f"give --data-dir / CLAIMBENCH_DATA_DIR (holding "
                                       f"{name}/<class>/) or --folder {name}=DIR")
+            if user is None and not root.is_dir():
+                if not claimbench.allow_download:
+                    raise DataUnavailable(f"the {name} images", [root], "downloading is off (--offline / "
+                                          "CLAIMBENCH_OFFLINE=1); put the posts' images there or give --folder")
+                ctx.announce(f"fetching the posts' {name} images into {root}")
+                fetch_posts_folder(name, claimbench.data_dir)
             _FOLDERS[key] = load_image_folder(root)
         except (DataUnavailable, DataCorrupt) as e:
             _FOLDERS[key] = e
@@ -79,6 +86,8 @@ def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state
            "metrics": 2,
            **{k: s[k] for k in ("arch", "width", "size", "bs", "ep1", "ep2", "lr_find_it")},
            "sequence": "fit_one_cycle(ep1, slice(3e-3)); unfreeze; lr_find; fit_one_cycle(ep2, slice(1e-4))"}
+    if pretrained_state is not None:  # runs on other weights never resume as the ImageNet ones
+        cfg["weights"] = ctx.label or "ImageNet IMAGENET1K_V1"
 
     def fn():
         gens = seed_all(seed)

@@ -51,9 +51,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="seeds for every arm: a count (5), a list (0,3,7) or a range (10-14) "
                      "(env CLAIMBENCH_SEEDS; default: each claim's budget for the profile)")
     g.addoption("--device", default=None, help="auto | cpu | cuda | cuda:N (env CLAIMBENCH_DEVICE)")
-    g.addoption("--data-dir", default=None, help="folder holding the datasets (env CLAIMBENCH_DATA_DIR)")
+    g.addoption("--data-dir", default=None,
+                help="folder holding the datasets (env CLAIMBENCH_DATA_DIR; default: the user cache folder, "
+                     "~/.cache/claimbench/data, where downloads go)")
+    g.addoption("--offline", action="store_true", default=None,
+                help="never download: missing datasets / weights make their claims 'not run' "
+                     "(env CLAIMBENCH_OFFLINE=1; default: download what is missing into the data folder)")
     g.addoption("--allow-download", action="store_true", default=None,
-                help="let torchvision download missing datasets / weights (env CLAIMBENCH_ALLOW_DOWNLOAD=1)")
+                help="download what is missing (the default; overrides CLAIMBENCH_OFFLINE)")
+    g.addoption("--user-weights", action="store_true", default=None,
+                help="run the posts' pretrained claims on a --weights file that is not torchvision's ImageNet "
+                     "ResNet-34; their verdicts are labelled as such (env CLAIMBENCH_USER_WEIGHTS=1)")
     g.addoption("--weights", default=None,
                 help="ImageNet ResNet-34 state dict file for the fastai claims, loaded with weights_only "
                      "(env CLAIMBENCH_WEIGHTS; else torch hub's cache, else a download with --allow-download)")
@@ -82,6 +90,7 @@ class ClaimBench:
     report_dir: Path
     fresh: bool
     claims: tuple[str, ...] | None
+    user_weights: bool = False
     weights_file: Path | None = None
     folders: dict[str, Path] = field(default_factory=dict)
     cache_dir: Path = ROOT / ".cache"
@@ -110,6 +119,7 @@ class ClaimContext:
     case: Case
     budget: Budget
     seeds: tuple[int, ...]
+    label: str = ""  # said beside the verdict, e.g. "user-supplied weights, not the posts'"
 
     @property
     def claim(self):
@@ -184,7 +194,7 @@ class ClaimContext:
         rec = {
             "kind": "verdict", "claim_id": claim.id, "variant": self.case.variant,
             "primary": self.case.primary, "family": claim.family, "profile": self.profile,
-            "not_run_reason": "", "reason": "", **fields, "arms": arm_ids,
+            "not_run_reason": "", "reason": "", **fields, "arms": arm_ids, "label": self.label,
             "posts_value": claim.posts_value, "seeds": list(self.seeds), "device": str(self.device),
             "device_name": self.bench.device_name, "deviation": self.budget.deviation,
             "budget": self.budget.as_config(), "tables": tables, "figures": figures, "notes": notes,
@@ -192,7 +202,7 @@ class ClaimContext:
         }
         self.bench.store.append(rec)
         self.bench.session_verdicts.append(rec)
-        label = f"{self.case}: {LABELS[verdict]}"
+        label = f"{self.case}: {LABELS[verdict]}" + (f" [{self.label}]" if self.label else "")
         if verdict == NOT_RUN:
             if smoke_note:
                 return  # smoke: the machinery worked, no verdict
@@ -206,6 +216,12 @@ class ClaimContext:
             pytest.fail(msg, pytrace=False)
         if verdict == "inconclusive":
             pytest.xfail("inconclusive: " + msg)
+
+
+def default_data_dir() -> Path:
+    """Where datasets are read from and downloaded to when no --data-dir is given."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "claimbench" / "data"
 
 
 def _env_flag(name: str) -> bool:
@@ -224,7 +240,7 @@ def pytest_configure(config: pytest.Config) -> None:
         claims = parse_claim_ids(opt("--claims"))
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
-    data_dir = opt("--data-dir") or os.environ.get("CLAIMBENCH_DATA_DIR")
+    data_dir = opt("--data-dir") or os.environ.get("CLAIMBENCH_DATA_DIR") or str(default_data_dir())
     report_dir = opt("--report-dir") or os.environ.get("CLAIMBENCH_REPORT_DIR")
     published = (ROOT / "reports").resolve()
     if not profile.gives_verdicts:  # smoke never writes into the published report
@@ -262,7 +278,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE_KEY] = ClaimBench(
         profile=profile, seeds=seeds, device=device, device_name=device_name(device),
         data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
-        allow_download=bool(allow) if allow is not None else _env_flag("CLAIMBENCH_ALLOW_DOWNLOAD"),
+        allow_download=bool(allow) or not (opt("--offline") or _env_flag("CLAIMBENCH_OFFLINE")),
+        user_weights=bool(opt("--user-weights")) or _env_flag("CLAIMBENCH_USER_WEIGHTS"),
         report_dir=Path(report_dir).expanduser().resolve(), fresh=bool(opt("--fresh")), claims=claims,
         weights_file=Path(weights).expanduser().resolve() if weights else None, folders=folders,
         cache_dir=Path(cache_dir).expanduser().resolve(), announce=announce,
@@ -278,7 +295,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"claimbench: device={s.device} [{s.device_name}] seeds={seeds}",
         f"claimbench: torch {v['torch']}, torchvision {v['torchvision']}, CUDA {v['cuda']}, "
         f"numpy {v['numpy']}, python {v['python']}",
-        f"claimbench: data-dir={s.data_dir or '(none)'} download={'allowed' if s.allow_download else 'off'} "
+        f"claimbench: data-dir={s.data_dir or '(none)'} download={'on' if s.allow_download else 'off (offline)'} "
         f"report-dir={s.report_dir}",
         f"claimbench: weights={s.weights_file or '(none: torch hub cache or download)'} cache-dir={s.cache_dir}",
     ]

@@ -167,7 +167,7 @@ def render_index(by_profile: dict[str, dict], store_path: str) -> str:
             for r in rows:
                 c, rec = r["claim"], r["rec"]
                 link = f"[{c.id}]({c.family}.md#{_slug(c.id)})" if r["recs"] else c.id
-                verdict = _verdict_label(rec) + _revised(rec)
+                verdict = _verdict_label(rec) + (f" [{rec['label']}]" if rec.get("label") else "") + _revised(rec)
                 by = rec.get("decided_by", "-") + (_short_dev(rec) if r["recs"] else "")
                 table.append([link, c.posts_value, rec.get("ours", "-"), verdict, by, profile,
                               rec.get("device_name", "-"), rec.get("recorded_at", "")[:10]])
@@ -339,7 +339,8 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
             for rec in recs:
                 title = rec.get("variant") or "claim"
                 primary = "" if rec.get("primary", True) else " (secondary)"
-                out.append(f"#### {title}{primary}: **{_verdict_label(rec)}**\n")
+                tag = f" [{rec['label']}]" if rec.get("label") else ""
+                out.append(f"#### {title}{primary}: **{_verdict_label(rec)}**{tag}\n")
                 d = decision(claim.id, rec.get("variant", ""), "cpu" if profile == "smoke" else profile)
                 if d is not None:
                     out.append(f"- rule ({d.decided_by}, hash `{d.rule.hash}`): {d.rule.render()}")

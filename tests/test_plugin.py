@@ -41,7 +41,7 @@ CLAIM_TESTS = textwrap.dedent('''
 
 def _run(tmp_path, *args):
     (tmp_path / "test_claims_demo.py").write_text(CLAIM_TESTS)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu", "CLAIMBENCH_OFFLINE": "1"}
     env.pop("CLAIMBENCH_PROFILE", None)
     return subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_claims_demo.py"), "-p",
                            "harness.plugin", "-rA", "--report-dir", str(tmp_path / "rep"), "-p", "no:cacheprovider",
@@ -89,8 +89,8 @@ def test_posts_pretrained_claim_runs_with_a_weights_file(tmp_path):
 
     weights = tmp_path / "resnet34.pth"
     torch.save(resnet34(weights=None).state_dict(), weights)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu"}
-    for k in ("CLAIMBENCH_PROFILE", "CLAIMBENCH_WEIGHTS", "CLAIMBENCH_ALLOW_DOWNLOAD"):  # never the real download
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu", "CLAIMBENCH_OFFLINE": "1"}
+    for k in ("CLAIMBENCH_PROFILE", "CLAIMBENCH_WEIGHTS", "CLAIMBENCH_USER_WEIGHTS"):  # never the real download
         env.pop(k, None)
     base = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_counting.py"), "-rA", "-p",
             "no:cacheprovider", "--profile", "smoke", "--report-dir", str(tmp_path / "rep"), "--cache-dir",
@@ -100,12 +100,16 @@ def test_posts_pretrained_claim_runs_with_a_weights_file(tmp_path):
     assert r.returncode == 0 and "not run (weights)" in r.stdout, r.stdout + r.stderr
     r = subprocess.run(base + ["--weights", str(weights)], cwd=ROOT, capture_output=True, text=True, timeout=600,
                        env=env)
+    assert r.returncode == 0 and "not torchvision's ImageNet weights" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(base + ["--weights", str(weights), "--user-weights"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
     runs = [x for x in recs if x["kind"] == "run"]
     assert len(runs) == 1 and runs[0]["config"]["pretrained"] and runs[0]["config"]["arch"] == "resnet34"
     assert len(runs[0]["stages"]) == 2 and "error_rate" in runs[0]["stages"][0]["history"][-1]
     assert recs[-1]["kind"] == "verdict" and "would-be outcome" in recs[-1]["reason"]
+    assert recs[-1]["label"] == "user-supplied weights, not the posts'" and runs[0]["config"]["weights"] == recs[-1]["label"]
 
 
 def test_transfer_runs_on_a_user_folder_and_a_missing_one_is_not_run(tmp_path):
@@ -117,7 +121,7 @@ def test_transfer_runs_on_a_user_folder_and_a_missing_one_is_not_run(tmp_path):
         (tmp_path / "pets" / cls).mkdir(parents=True)
         for i in range(12):
             Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "pets" / cls / f"{i}.png")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu", "CLAIMBENCH_OFFLINE": "1"}
     env = {k: v for k, v in env.items() if not k.startswith("CLAIMBENCH_FOLDER_") and k != "CLAIMBENCH_DATA_DIR"}
     base = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_transfer.py"), "-rA", "-p",
             "no:cacheprovider", "--profile", "smoke", "--report-dir", str(tmp_path / "rep"), "-k", "transfer_from_scratch"]
@@ -130,3 +134,25 @@ def test_transfer_runs_on_a_user_folder_and_a_missing_one_is_not_run(tmp_path):
     r = subprocess.run(base + ["--folder", f"paintings={tmp_path / 'nothing'}"], cwd=ROOT, capture_output=True,
                        text=True, timeout=600, env=env)
     assert r.returncode == 0 and "not run (data)" in r.stdout and "nothing" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_newcomer_offline_gets_clear_not_run_lines_within_a_minute(tmp_path):
+    """No data folder, no network: every data-bound claim says "not run (data)" naming what was tried, fast."""
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMBENCH_")}
+    env.update(PYTHONPATH=str(ROOT), CLAIMBENCH_DEVICE="cpu", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    mods = [str(ROOT / "benchmarks" / m) for m in ("test_init.py", "test_vgg_mnist.py", "test_cifar.py")]
+    t0 = time.perf_counter()
+    # (Fashion-MNIST may be installed system-wide by Debian's package: those variants would really train)
+    r = subprocess.run([sys.executable, "-m", "pytest", *mods, "-k", "not fashion", "--profile", "cpu", "--offline",
+                        "-rs", "-p",
+                        "no:cacheprovider", "--report-dir", str(tmp_path / "rep")], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300, env=env)
+    took = time.perf_counter() - t0
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert took < 60, took
+    assert "data-dir=" + str(tmp_path / "cache" / "claimbench" / "data") in r.stdout  # the default data folder
+    for cid in ("ltfn6_large_init_overconfident", "ltfn8_mnist_vgg_979_vs_973", "ltfn10_cifar_vgg_71pct"):
+        line = next(x for x in r.stdout.splitlines() if x.startswith("SKIPPED") and cid in x)
+        assert "not run (data)" in line and "downloading is off" in line and "looked at" in line, line

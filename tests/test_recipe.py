@@ -66,20 +66,29 @@ def test_weights_file_roundtrip_and_errors(tmp_path, monkeypatch):
     ref = resnet34(weights=None)
     path = tmp_path / "r34.pth"
     torch.save(ref.state_dict(), path)
-    state = R.resnet34_imagenet_state(path, allow_download=False)
+    # a randomly initialised ResNet-34 is not the ImageNet weights: refused, unless asked for and labelled
+    with pytest.raises(R.WeightsUnavailable, match="not torchvision's ImageNet weights.*--user-weights"):
+        R.resnet34_imagenet_state(path, allow_download=False)
+    state, origin = R.resnet34_imagenet_state(path, allow_download=False, allow_user_weights=True)
+    assert origin == fastai_fx.USER_WEIGHTS_LABEL
     model = R.create_cnn("resnet34", 2, pretrained_state=state)
     assert torch.equal(model[0].layer4[2].conv2.weight, ref.layer4[2].conv2.weight)
     assert not model[0].conv1.weight.requires_grad and model[1][8].weight.requires_grad  # created frozen
+    # the published checksum decides: a file whose sha256 has the published prefix is the ImageNet one
+    monkeypatch.setattr(fastai_fx, "IMAGENET_SHA256_PREFIX", fastai_fx._sha256(path)[:8])
+    assert R.resnet34_imagenet_state(path, allow_download=False)[1].startswith("ImageNet ResNet-34")
+    monkeypatch.undo()
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(R.WeightsUnavailable, match="could not be read"):
+    with pytest.raises(R.WeightsUnavailable, match="could not be read as a state dict") as e:
         R.resnet34_imagenet_state(tmp_path / "bad.pth", allow_download=False)
+    assert "weights_only=False" not in str(e.value)  # never relays torch's advice to unpickle anything
     torch.save({"x": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(R.WeightsUnavailable, match="not a ResNet-34"):
         R.resnet34_imagenet_state(tmp_path / "other.pth", allow_download=False)
     with pytest.raises(R.WeightsUnavailable, match="does not exist"):
         R.resnet34_imagenet_state(tmp_path / "missing.pth", allow_download=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(R.WeightsUnavailable, match="download is off"):
+    with pytest.raises(R.WeightsUnavailable, match="downloading is off"):
         R.resnet34_imagenet_state(None, allow_download=False)
 
     def offline(*a, **k):
@@ -90,9 +99,11 @@ def test_weights_file_roundtrip_and_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(tv_api, "load_state_dict_from_url", offline)  # offline, even on a connected machine
     with pytest.raises(R.WeightsUnavailable, match="failed: URLError"):
         R.resnet34_imagenet_state(None, allow_download=True)
-    (tmp_path / "hub" / "checkpoints").mkdir(parents=True, exist_ok=True)
-    torch.save(ref.state_dict(), tmp_path / "hub" / "checkpoints" / fastai_fx.RESNET34_URL_NAME)
-    assert R.resnet34_imagenet_state(None, allow_download=False).keys() == ref.state_dict().keys()
+    cached = tmp_path / "hub" / "checkpoints" / "resnet34-b627a593.pth"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ref.state_dict(), cached)  # not the real file: its checksum gives it away, naming the file
+    with pytest.raises(R.WeightsUnavailable, match=r"resnet34-b627a593.pth are damaged .*delete the file"):
+        R.resnet34_imagenet_state(None, allow_download=False)
 
 
 def _bank(n=6, size=32):
