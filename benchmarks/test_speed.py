@@ -17,6 +17,8 @@ from harness.device import prepare_model
 from harness.seeding import seed_all
 from harness.train import TrainConfig, train
 
+pytestmark = pytest.mark.slow  # minutes of measurement on 2 cores; select with -m slow or by file
+
 STEPS, BATCH = 20, 100
 FULL_PROFILE_IMAGES = (2 * 5 * 10_000 + 2 * 5 * 1_000) * BATCH  # the VGG family at the posts' scale
 

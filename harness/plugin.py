@@ -37,6 +37,12 @@ from harness.verdict import LABELS, NOT_RUN
 ROOT = Path(__file__).resolve().parent.parent
 STATE_KEY = pytest.StashKey["ClaimBench"]()
 FOLDER_DATASETS = ("paintings", "kittencat")  # the image-folder datasets --folder may replace
+# which claims read a dataset (marker `data`) and which are slow within their profile (marker `slow`: minutes
+# on 2 CPU cores at the cpu profile), so `-m "not slow"` and `-m "not data"` select what a user expects
+DATA_FAMILIES = {"init", "vgg_mnist", "cifar", "transfer"}
+DATA_CLAIMS = {"ltfn7_optimizers_on_mnist"}
+SLOW_FAMILIES = {"counting", "transfer", "cifar"}
+SLOW_CLAIMS = {"ltfn6_init_controlled"}
 MARKERS = {
     "gpu": "needs CUDA (skipped as 'not run: device' without it)",
     "data": "needs a dataset from --data-dir (skipped as 'not run: data' without it)",
@@ -323,6 +329,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if case.budgets[s.profile.name].needs_cuda:
             item.add_marker(pytest.mark.gpu)
+        claim = case.claim
+        if claim.family in DATA_FAMILIES or case.claim_id in DATA_CLAIMS:
+            item.add_marker(pytest.mark.data)
+        if claim.family in SLOW_FAMILIES or case.claim_id in SLOW_CLAIMS:
+            item.add_marker(pytest.mark.slow)
         keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

@@ -95,3 +95,11 @@ def test_command_line_usage_errors_and_collection():
     sel = _pytest("benchmarks", "--collect-only", "-q", "--claims", "ltfn9_checkpoint_184mb")
     assert sel.returncode == 0 and "test_speed" not in sel.stdout and "overhead" not in sel.stdout, sel.stdout
     assert sel.stdout.count("::") == 1
+
+
+def test_markers_select_what_they_describe():
+    fast = _pytest("benchmarks", "--collect-only", "-q", "-m", "not slow")
+    assert fast.returncode == 0 and "test_counting" not in fast.stdout and "test_speed" not in fast.stdout
+    assert "ltfn9_checkpoint_184mb" in fast.stdout and "ltfn8_mnist_vgg_979_vs_973" in fast.stdout
+    nodata = _pytest("benchmarks", "--collect-only", "-q", "-m", "not data and not slow")
+    assert "ltfn8_mnist_vgg_979_vs_973" not in nodata.stdout and "ltfn7_optimizer_2d_comparison" in nodata.stdout
