@@ -359,7 +359,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     pending = [cid for cid in CATALOGUE if cid not in s.collected_claims]
     if pending:
         tr.write_line(f"not run (pending, no test yet): {', '.join(pending)}")
-    tr.write_line(f"report: {s.report_dir / 'README.md'}")
+    if s.report_error:
+        tr.write_line(f"claimbench: {s.report_error}", red=True)
+    else:
+        tr.write_line(f"report: {s.report_dir / 'README.md'}")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -393,9 +396,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         s.report_error = f"the report in {s.report_dir} was not rebuilt: {e}. Nothing stored was lost; " \
                          f"rebuild it with `python -m harness.report --store {s.report_dir / 'store'} --out " \
                          f"{s.report_dir}` once the cause is fixed."
-        tr = session.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None:
-            tr.write_line(f"claimbench: {s.report_error}", red=True)
 
 
 __all__ = ["ClaimBench", "ClaimContext", "get_claim"]

@@ -30,7 +30,7 @@ def decided(store: Store, claim_id: str, arms: dict[str, list[dict]], *, variant
     for arm, metrics in arms.items():
         ids[arm] = []
         for seed, m in enumerate(metrics):
-            rec = store.append({"kind": "run", "run_id": f"{claim_id[:6]}{variant}{arm}{seed}", "claim_id": "exp",
+            rec = store.append({"kind": "run", "run_id": f"{claim_id}-{variant}-{arm}-{seed}", "claim_id": "exp",
                                 "arm": arm, "seed": seed, "profile": profile, "status": "finished", "metrics": m,
                                 "wall_s": 1.0})
             ids[arm].append(rec["run_id"])
@@ -202,3 +202,23 @@ def test_the_published_report_re_derives(page):
         pytest.skip("no published store in this checkout")
     problems = report.verify(root / "store", root)
     assert not [p for p in problems if p.startswith(str(root / page))], problems
+
+
+def test_a_failed_rebuild_leaves_the_old_report_whole(tmp_path, monkeypatch):
+    """A full disk while drawing (simulated): the previous pages and figures stay as they were, no temporary
+    folder is left behind, and the error says what happened."""
+    fill(tmp_path / "store")
+    report.build(tmp_path / "store", tmp_path / "out")
+    before = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    decided(Store(tmp_path / "store"), "ltfn9_checkpoint_restore_roundtrip",
+            {"checkpoint": [{"restored_max_abs_diff": 0.0, "exported_max_abs_diff": 0.0}]}, figures=FIGS[:1])
+
+    def full_disk(spec, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "_render_figure", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        report.build(tmp_path / "store", tmp_path / "out")
+    after = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert after == before
+    assert not list((tmp_path / "out").glob(".report-*"))
