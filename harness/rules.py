@@ -31,7 +31,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 import pandas as pd
@@ -162,6 +162,15 @@ def _summary_text(v: np.ndarray, unit: str) -> str:
     return f"{_fmt(float(v.mean()), unit)} [{_fmt(lo, unit)}, {_fmt(hi, unit)}] (n={v.size}, 95% t-interval)"
 
 
+def _observe(rule) -> tuple[Callable[[pd.DataFrame], pd.Series], str, str]:
+    """A one-term rule's per-seed value getter, its display unit, and the check's title."""
+    return rule.term.values, rule.term.unit, rule.name or rule.term.render()
+
+
+def _no_runs(title: str, expected: str) -> Result:
+    return Result(INCONCLUSIVE, [Check(title, expected, "no runs", None)], "no runs")
+
+
 @dataclass(frozen=True)
 class _Level(Rule):
     term: M
@@ -181,12 +190,11 @@ class _Level(Rule):
         return f"{what} {self.term.render()} {self.op} {_fmt(self.level, self.term.unit)}{tail}"
 
     def decide(self, df, adjusted=None, _start=0) -> Result:
-        v = self.term.values(df).to_numpy(dtype=float)
-        u = self.term.unit
-        title = self.name or self.term.render()
+        values, u, title = _observe(self)
+        v = values(df).to_numpy(dtype=float)
         expected = f"{self.op} {_fmt(self.level, u)}" + ("" if self.stat == "each" else " (95% CI)")
         if v.size == 0:
-            return Result(INCONCLUSIVE, [Check(title, expected, "no runs", None)], "no runs")
+            return _no_runs(title, expected)
         ours = _summary_text(v, u)
         ok = (lambda x: x >= self.level) if self.sign > 0 else (lambda x: x <= self.level)
         if self.stat == "each":
@@ -238,12 +246,11 @@ class InBand(Rule):
                 f"(TOST at alpha {ALPHA}: the 90% t-interval inside; the 95% interval wholly outside refutes)")
 
     def decide(self, df, adjusted=None, _start=0) -> Result:
-        v = self.term.values(df).to_numpy(dtype=float)
-        u = self.term.unit
-        title = self.name or self.term.render()
+        values, u, title = _observe(self)
+        v = values(df).to_numpy(dtype=float)
         expected = f"inside [{_fmt(self.low, u)}, {_fmt(self.high, u)}]"
         if v.size == 0:
-            return Result(INCONCLUSIVE, [Check(title, expected, "no runs", None)], "no runs")
+            return _no_runs(title, expected)
         ours = _summary_text(v, u)
         if self.stat == "each":
             passed = bool(np.all((v >= self.low) & (v <= self.high)))
@@ -281,12 +288,11 @@ class Equal(Rule):
         return f"every seed's {self.term.render()} {tol} {_fmt(self.value, u)}"
 
     def decide(self, df, adjusted=None, _start=0) -> Result:
-        v = self.term.values(df).to_numpy(dtype=float)
-        u = self.term.unit
-        title = self.name or self.term.render()
+        values, u, title = _observe(self)
+        v = values(df).to_numpy(dtype=float)
         expected = f"{_fmt(self.value, u)}" + (f" +- {_fmt(self.tol, u)}" if self.tol else " exactly")
         if v.size == 0:
-            return Result(INCONCLUSIVE, [Check(title, expected, "no runs", None)], "no runs")
+            return _no_runs(title, expected)
         passed = bool(np.all(np.abs(v - self.value) <= self.tol))
         obs = ", ".join(_fmt(float(x), u) for x in v[:8]) + (" ..." if v.size > 8 else "")
         return Result(REPRODUCED if passed else NOT_REPRODUCED, [Check(title, expected, obs, passed)],
