@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NoReturn
@@ -104,7 +105,19 @@ class ClaimBench:
     session_verdicts: list[dict] = field(default_factory=list)
     session_runs: dict = field(default_factory=dict)  # runs this session trained or resumed, each trained once
     collected_claims: set[str] = field(default_factory=set)
-    report_error: str = ""  # every claim id with a test, before -k / --claims
+    report_error: str = ""
+    planned: int = 0  # claim tests selected for this session
+    started: float = field(default_factory=time.perf_counter)  # every claim id with a test, before -k / --claims
+
+    def claim_done(self) -> None:
+        """A line per claim: how many of the session's claims are decided and the time left at this pace."""
+        if os.environ.get("CI") or not self.planned:
+            return
+        done = len(self.session_verdicts)
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / done * max(0, self.planned - done)
+        self.announce(f"claimbench: {done}/{self.planned} claims done, {elapsed / 60:.1f} min elapsed, "
+                      f"about {left / 60:.0f} min left at this pace")
 
     @property
     def store(self) -> Store:
@@ -208,6 +221,7 @@ class ClaimContext:
         }
         self.bench.store.append(rec)
         self.bench.session_verdicts.append(rec)
+        self.bench.claim_done()
         label = f"{self.case}: {LABELS[verdict]}" + (f" [{self.label}]" if self.label else "")
         if verdict == NOT_RUN:
             if smoke_note:
@@ -338,6 +352,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    s = session.config.stash.get(STATE_KEY, None)
+    if s is not None:  # after every deselection (-k, -m, --claims)
+        s.planned = sum(_case_of(item) is not None for item in session.items)
 
 
 @pytest.fixture(scope="session")
