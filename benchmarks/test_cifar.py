@@ -25,6 +25,7 @@ from harness.plugin import ClaimBench, ClaimContext
 from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.train import evaluate, evaluate_while_training
+from harness.records import Bars, Table
 
 DEVIATION = {
     "smoke": "toy widths and 10 steps",
@@ -133,15 +134,12 @@ def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
     mean = lambda k: float(np.mean([x.get(k) or np.nan for x in m]))  # noqa: E731
     ctx.decide(
         labelled,
-        tables=[{"title": "per seed (mean-subtracted run)", "columns": [
+        tables=[Table(title="per seed (mean-subtracted run)", columns=[
             "seed", "train acc % (training subset)", "train acc % (last batch, as the posts read it)",
             "train acc % (last 10 printed batches)", "test acc %", "train cost", "test cost", "test / train cost",
-            "first printed batch cost (posts 131.96)"], "rows": rows}],
-        figures=[{"kind": "bars", "title": "accuracy (%): training set vs test set (mean over seeds)",
-                  "labels": ["train (full set)", "train (last batch)", "test"],
-                  "values": [100 * mean("train_acc"), 100 * mean("one_batch_train_acc"), 100 * mean("test_acc")],
-                  "refs": [{"y": 84, "label": "posts: train ~84%", "color": "tab:blue"},
-                           {"y": 72.56, "label": "posts: test 72.56%", "color": "tab:red"}], "ylabel": "accuracy (%)"},
+            "first printed batch cost (posts 131.96)"], rows=rows)],
+        figures=[Bars(title="accuracy (%): training set vs test set (mean over seeds)", labels=["train (full set)", "train (last batch)", "test"], values=[100 * mean("train_acc"), 100 * mean("one_batch_train_acc"), 100 * mean("test_acc")], refs=[{"y": 84, "label": "posts: train ~84%", "color": "tab:blue"},
+                           {"y": 72.56, "label": "posts: test 72.56%", "color": "tab:red"}], ylabel="accuracy (%)"),
                  curve_fig],
         notes=["The first printed batch cost is shown, not decided: on raw or mean-subtracted 0-255 input it is "
                "large by construction."])

@@ -45,6 +45,7 @@ from harness.profiles import Budget
 from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all
 from harness.plugin import ClaimBench, ClaimContext
+from harness.records import Bars, Lines, Strip, Table
 
 PART1_SMALL = (1, 2, 3, 4, 5)
 PART1_LARGE = (45, 46, 47, 48, 49, 50)
@@ -230,14 +231,12 @@ def _epoch_table(run, posts_error=None) -> dict:
     rows = [[h["epoch"], f"{h['train_loss']:.6f}", f"{h.get('valid_loss', float('nan')):.6f}",
              f"{h['error_rate']:.6f}" if "error_rate" in h else "—",
              f"{posts_error[i]:.6f}" if i < len(posts_error) else "—"] for i, h in enumerate(run["history"])]
-    return {"title": f"per epoch, seed {run['seed']} (as the posts printed it)",
-            "columns": ["epoch", "train_loss", "valid_loss", "error_rate", "posts' error_rate"], "rows": rows}
+    return Table(title=f"per epoch, seed {run['seed']} (as the posts printed it)", columns=["epoch", "train_loss", "valid_loss", "error_rate", "posts' error_rate"], rows=rows)
 
 
 def _curves(title, runs_by_arm) -> dict:
     ok = {arm: [r for r in runs if r.get("diverged") is None] for arm, runs in runs_by_arm.items()}
-    return {"kind": "lines", "title": title, "xlabel": "epoch", "ylabel": "validation accuracy",
-            "series": accuracy_bands(ok, x="epoch")}
+    return Lines(title=title, xlabel="epoch", ylabel="validation accuracy", series=accuracy_bands(ok, x="epoch"))
 
 
 def _thumbs(ctx: ClaimContext, spec: dict, seed: int, k: int = 6) -> dict:
@@ -330,8 +329,7 @@ def _from_scratch(ctx: ClaimContext) -> None:
              lr_finder_figure("LR finder after the first stage, 45-50 from scratch", runs["part1_large"])]
     ctx.decide(
         runs,
-        tables=[{"title": "from scratch, final validation accuracy over seeds (mean [95% CI])",
-                 "columns": ["recipe", "training images", "after stage 1", "final", "chance"], "rows": rows},
+        tables=[Table(title="from scratch, final validation accuracy over seeds (mean [95% CI])", columns=["recipe", "training images", "after stage 1", "final", "chance"], rows=rows),
                 _epoch_table(runs["part2"][0], POSTS_ERROR["part2"])],
         figures=[f for f in figs if f],
         notes=["Without ImageNet weights fastai freezes nothing, so the posts' frozen first stage trains the "
@@ -378,14 +376,10 @@ def _ablation(ctx: ClaimContext, state: dict | None) -> None:
     ranking = sorted(effects, key=lambda f: -effects[f].mean())
     ctx.decide(
         {**{"/".join(lv): runs[lv] for lv in levels}, "six-classes": six},
-        tables=[{"title": "arms (45-49 unless noted): final validation accuracy, mean [95% CI] over seeds",
-                 "columns": ["data per class", "transforms", "schedule", "accuracy"], "rows": rows},
-                {"title": "main effects (accuracy points; per seed, the mean over the other factors' four "
-                          "combinations; the seed is the unit)", "columns": ["factor", "effect", "95% CI", "seeds"],
-                 "rows": eff_rows}],
-        figures=[{"kind": "bars", "title": "main effects on 45-49 accuracy (points, mean over seeds)",
-                  "labels": ranking, "values": [float(100 * effects[f].mean()) for f in ranking],
-                  "ylabel": "accuracy points"},
+        tables=[Table(title="arms (45-49 unless noted): final validation accuracy, mean [95% CI] over seeds", columns=["data per class", "transforms", "schedule", "accuracy"], rows=rows),
+                Table(title="main effects (accuracy points; per seed, the mean over the other factors' four "
+                          "combinations; the seed is the unit)", columns=["factor", "effect", "95% CI", "seeds"], rows=eff_rows)],
+        figures=[Bars(title="main effects on 45-49 accuracy (points, mean over seeds)", labels=ranking, values=[float(100 * effects[f].mean()) for f in ranking], ylabel="accuracy points"),
                  _curves("validation accuracy per epoch, ablation arms",
                          {"/".join(lv): runs[lv] for lv in levels})],
         notes=notes)
@@ -399,18 +393,14 @@ def _regression(ctx: ClaimContext, state: dict | None) -> None:
     ok = [r for r in reg if r.get("diverged") is None]
     racc = np.array([r["metrics"]["acc"] for r in reg])
     cacc = np.array([r["metrics"]["acc"] for r in cls])
-    tables, figs = [], [{"kind": "strip", "title": "45-49: classifier accuracy vs regression rounded accuracy (%)",
-                         "groups": [{"label": "classifier (CE)", "values": (100 * cacc).tolist()},
-                                    {"label": "regression (MSE), rounded", "values": (100 * racc).tolist()}],
-                         "ylabel": "validation accuracy (%)"}]
+    tables, figs = [], [Strip(title="45-49: classifier accuracy vs regression rounded accuracy (%)", groups=[{"label": "classifier (CE)", "values": (100 * cacc).tolist()},
+                                    {"label": "regression (MSE), rounded", "values": (100 * racc).tolist()}], ylabel="validation accuracy (%)")]
     if ok:
         oor = {c: np.array([r["out_of_range"][str(c)]["mean_pred"] for r in ok]) for c in OUT_OF_RANGE}
-        tables = [{"title": "counts outside the training range (45-49): mean prediction and rounded accuracy "
-                            f"(MAE inside the range: {np.mean([r['metrics']['mae'] for r in ok]):.3f})",
-                   "columns": ["true count", "mean prediction", "rounded accuracy"],
-                   "rows": [[c, f"{oor[c].mean():.2f}",
+        tables = [Table(title="counts outside the training range (45-49): mean prediction and rounded accuracy "
+                            f"(MAE inside the range: {np.mean([r['metrics']['mae'] for r in ok]):.3f})", columns=["true count", "mean prediction", "rounded accuracy"], rows=[[c, f"{oor[c].mean():.2f}",
                              f"{100 * np.mean([r['out_of_range'][str(c)]['acc'] for r in ok]):.1f}%"]
-                            for c in OUT_OF_RANGE]}, _epoch_table(ok[0])]
+                            for c in OUT_OF_RANGE]), _epoch_table(ok[0])]
     ctx.decide(
         {"classifier": cls, "regression": reg}, tables=tables, figures=figs,
         notes=["The posts only say regression 'would probably make more sense' (CLAIMS.md B3, A10); this control "
@@ -474,24 +464,17 @@ def _pixel_baseline(ctx: ClaimContext) -> None:
                   for view in ("crop", "all")] if noise else []
     ctx.decide(
         {"pixel": pixel_runs},
-        tables=[{"title": "pixel counter (count = a * ink + b, fitted on the training 80%), validation accuracy",
-                 "columns": ["dataset", "centre crop", "Part I training view (default transforms)", "chance"],
-                 "rows": rows},
-                {"title": f"Part I's hidden label noise on 45-50 ({noise['images']} training draws at "
-                          f"{s['size']} px): images with a circle clipped / fully removed by the transforms",
-                 "columns": ["transforms", ">= 1 circle touched", ">= 1 circle removed"], "rows": noise_rows},
-                {"title": "renderer speed on this machine (45-49 circles, batch of 64 vs one matplotlib figure)",
-                 "columns": ["renderer", "ms per image", "speed-up"],
-                 "rows": [["matplotlib reference", f"{speed['reference_ms']:.1f}", "1x"],
+        tables=[Table(title="pixel counter (count = a * ink + b, fitted on the training 80%), validation accuracy", columns=["dataset", "centre crop", "Part I training view (default transforms)", "chance"], rows=rows),
+                Table(title=f"Part I's hidden label noise on 45-50 ({noise['images']} training draws at "
+                          f"{s['size']} px): images with a circle clipped / fully removed by the transforms", columns=["transforms", ">= 1 circle touched", ">= 1 circle removed"], rows=noise_rows),
+                Table(title="renderer speed on this machine (45-49 circles, batch of 64 vs one matplotlib figure)", columns=["renderer", "ms per image", "speed-up"], rows=[["matplotlib reference", f"{speed['reference_ms']:.1f}", "1x"],
                           ["fast (torch), equal circles", f"{speed['fast_ms']:.3f}",
                            f"{speed['reference_ms'] / speed['fast_ms']:.0f}x"],
                           ["fast (torch), sizes U(25, 250)", f"{speed['fast_various_ms']:.3f}",
-                           f"{speed['reference_ms'] / speed['fast_various_ms']:.0f}x"]]}],
+                           f"{speed['reference_ms'] / speed['fast_various_ms']:.0f}x"]])],
         figures=[_thumbs(ctx, dict(counts=PART1_LARGE, per_class=s["per_part1"], various=False), ctx.seeds[0]),
                  _thumbs(ctx, dict(counts=PART2, per_class=s["per_part2"], various=True), ctx.seeds[0]),
-                 {"kind": "bars", "title": "pixel counter accuracy, centre crop",
-                  "labels": list(results), "values": [float(100 * np.mean(v["center"])) for v in results.values()],
-                  "ylabel": "validation accuracy (%)", "rotate": 15}],
+                 Bars(title="pixel counter accuracy, centre crop", labels=list(results), values=[float(100 * np.mean(v["center"])) for v in results.values()], ylabel="validation accuracy (%)", rotate=15)],
         notes=["CLAIMS.md's geometry simulation of the crop alone gives 24-25% touched and 5% removed for 45-50 "
                "circles; the 'all' row adds flip, rotation, zoom and warp as drawn by the training pipeline.",
                "The renderer speed is measured in this test (best of 3), not decided; the pytest-benchmark "

@@ -30,6 +30,7 @@ from benchmarks.convnet import POSTS_LR, acc_of, budgets, probe, trained
 from harness import stats
 from harness.claims import Case
 from harness.plugin import ClaimBench
+from harness.records import Lines, Table
 
 MAIN = budgets({"smoke": 1, "cpu": 5, "full": 5})
 SECONDARY = budgets({"smoke": 1, "cpu": 5, "full": 5})
@@ -55,8 +56,7 @@ CONTROL_CASES = [Case("ltfn6_init_controlled", CONTROL, params=(("dataset", "mni
 def _history_table(run, label) -> dict:
     rows = [[h["step"], f"{h['train_loss']:.6g}", f"{h.get('valid_loss', float('nan')):.6g}",
              f"{h.get('error_rate', float('nan')):.4f}"] for h in run["history"]]
-    return {"title": f"{label}: seed {run['seed']}, every {run['config']['eval_every']} steps",
-            "columns": ["step", "train_loss", "test_loss", "error_rate"], "rows": rows}
+    return Table(title=f"{label}: seed {run['seed']}, every {run['config']['eval_every']} steps", columns=["step", "train_loss", "test_loss", "error_rate"], rows=rows)
 
 
 def _hist_figure(rep, title) -> dict:
@@ -65,8 +65,7 @@ def _hist_figure(rep, title) -> dict:
         centers = [(a + b) / 2 for a, b in zip(h["edges"], h["edges"][1:])]
         total = max(1, sum(h["counts"]))
         series.append({"label": layer, "x": centers, "y": [c / total for c in h["counts"]]})
-    return {"kind": "lines", "title": title, "series": series, "xlabel": "log10 |pre-activation|",
-            "ylabel": "share of values"}
+    return Lines(title=title, series=series, xlabel="log10 |pre-activation|", ylabel="share of values")
 
 
 def _layer_table(probes, label) -> dict:
@@ -76,9 +75,8 @@ def _layer_table(probes, label) -> dict:
         rows.append([layer, f"{np.mean([s['std'] for s in st]):.4g}", f"{np.mean([s['p1'] for s in st]):.4g}",
                      f"{np.mean([s['p99'] for s in st]):.4g}", f"{min(s['min'] for s in st):.4g}",
                      f"{max(s['max'] for s in st):.4g}"])
-    return {"title": f"{label}: pre-activation scale at init (full width, first 100 test images, "
-                     f"mean over {len(probes)} seeds)",
-            "columns": ["layer", "std", "p1", "p99", "min", "max"], "rows": rows}
+    return Table(title=f"{label}: pre-activation scale at init (full width, first 100 test images, "
+                     f"mean over {len(probes)} seeds)", columns=["layer", "std", "p1", "p99", "min", "max"], rows=rows)
 
 
 def _after_table(runs, label) -> dict:
@@ -87,9 +85,8 @@ def _after_table(runs, label) -> dict:
             + [f"{min(d['layers'][layer]['min'] for d in done):.4g}", f"{max(d['layers'][layer]['max'] for d in done):.4g}"]
             for layer in ("conv1", "conv2", "conv3", "conv4", "logits")] if done else []
     sat = f"{100 * np.mean([d['saturated_share'] for d in done]):.1f}%" if done else "—"
-    return {"title": f"{label}: pre-activation scale after training (training width, mean over {len(done)} "
-                     f"runs; saturated softmax share {sat})",
-            "columns": ["layer", "std", "p1", "p99", "min", "max"], "rows": rows or [["(every run diverged)"] + [""] * 5]}
+    return Table(title=f"{label}: pre-activation scale after training (training width, mean over {len(done)} "
+                     f"runs; saturated softmax share {sat})", columns=["layer", "std", "p1", "p99", "min", "max"], rows=rows or [["(every run diverged)"] + [""] * 5])
 
 
 ARM = {"large": "large", "small_conv": "small", "small_all": "small", "he_xavier": "he"}
@@ -153,23 +150,16 @@ def test_init_controlled(case: Case, claimbench: ClaimBench, datasets) -> None:
                  stats.summary([acc_of(r) for r in arms[f"{ARM[i]}@best"]]).fmt(100, 2, "%")] for i in inits]
     var_rows = [[f"conv{k + 2}/conv{k + 1}", f"{he['he_predicted'][k]:.3g}", f"{he['he_measured'][k]:.3g}",
                  f"{large['he_predicted'][k]:.3g}", f"{large['he_measured'][k]:.3g}"] for k in range(3)]
-    fig_scale = {"kind": "lines", "title": f"final accuracy vs init scale (He/Xavier x s, SGD 1e-3, tuning seed {tune})",
-                 "xlog": True, "xlabel": "init scale s", "ylabel": "test accuracy",
-                 "series": [{"label": f"seed {tune}", "marker": "o", "x": list(scales),
-                             "y": [acc_of(r) for r in scales.values()]}]}
-    fig_sweep = {"kind": "lines", "title": f"accuracy vs learning rate after {s['steps']} SGD steps (tuning seed {tune})",
-                 "xlog": True, "xlabel": "learning rate", "ylabel": "test accuracy (diverged = 0)",
-                 "series": [{"label": i, "marker": "o", "x": list(s["sweep_lrs"]),
-                             "y": [acc_of(sweep[i][lr]) for lr in s["sweep_lrs"]]} for i in inits]}
+    fig_scale = Lines(title=f"final accuracy vs init scale (He/Xavier x s, SGD 1e-3, tuning seed {tune})", xlog=True, xlabel="init scale s", ylabel="test accuracy", series=[{"label": f"seed {tune}", "marker": "o", "x": list(scales),
+                             "y": [acc_of(r) for r in scales.values()]}])
+    fig_sweep = Lines(title=f"accuracy vs learning rate after {s['steps']} SGD steps (tuning seed {tune})", xlog=True, xlabel="learning rate", ylabel="test accuracy (diverged = 0)", series=[{"label": i, "marker": "o", "x": list(s["sweep_lrs"]),
+                             "y": [acc_of(sweep[i][lr]) for lr in s["sweep_lrs"]]} for i in inits])
     ctx.decide(
         arms,
-        tables=[{"title": f"learning-rate sweep on tuning seed {tune} (not used to decide), test accuracy %",
-                 "columns": ["init"] + [f"lr {lr:g}" for lr in s["sweep_lrs"]] + ["best"], "rows": sweep_rows},
-                {"title": f"test accuracy over the deciding seeds {list(ctx.seeds)}",
-                 "columns": ["init", f"shared lr {shared:g}", "best lr", "at best lr"], "rows": arm_rows},
-                {"title": "variance ratio per layer at init: He et al.'s fan_in*Var(w)/2 vs measured",
-                 "columns": ["layers", "He init: predicted", "He init: measured", "N(0,1): predicted",
-                             "N(0,1): measured"], "rows": var_rows}],
+        tables=[Table(title=f"learning-rate sweep on tuning seed {tune} (not used to decide), test accuracy %", columns=["init"] + [f"lr {lr:g}" for lr in s["sweep_lrs"]] + ["best"], rows=sweep_rows),
+                Table(title=f"test accuracy over the deciding seeds {list(ctx.seeds)}", columns=["init", f"shared lr {shared:g}", "best lr", "at best lr"], rows=arm_rows),
+                Table(title="variance ratio per layer at init: He et al.'s fan_in*Var(w)/2 vs measured", columns=["layers", "He init: predicted", "He init: measured", "N(0,1): predicted",
+                             "N(0,1): measured"], rows=var_rows)],
         figures=[fig_sweep, fig_scale],
         notes=["The prediction assumes zero-mean symmetric pre-activations feeding each ReLU; the max-pool "
                "between conv2 and conv3 raises the second moment, so that row is expected to exceed it."])

@@ -29,6 +29,7 @@ from harness.claims import Case
 from harness.profiles import Budget
 from harness.report import accuracy_bands
 from harness.plugin import ClaimBench
+from harness.records import Lines, Paths, Strip, Table
 
 START = (1.0, 1.5)
 SAME = Budget(seeds=1, deviation="")  # deterministic and cheap: every profile runs the posts' setup
@@ -79,18 +80,15 @@ def test_claim(case: Case, claimbench: ClaimBench) -> None:
     table = [[o, f"({m[o]['path'][-1][0]:.3f}, {m[o]['path'][-1][1]:.3f})", f"{m[o]['final_f']:.4f}",
               f"{m[o]['final_dist']:.3f}", f"{m[o]['min_dist']:.3f}", f"{m[o]['max_x']:.3f}", _step(m[o]["first_within_0.1"])]
              for o in COLORS]
-    figure = {"kind": "trajectories2d", "title": f"Beale from {START}, {steps} steps",
-              "contour": log_contour_grid(), "start": list(START), "minimum": list(BEALE_MINIMUM),
-              **_limits(m), "xlabel": "x", "ylabel": "y",
-              "paths": [{"label": o, "x": [p[0] for p in m[o]["path"]], "y": [p[1] for p in m[o]["path"]],
-                         "color": c} for o, c in COLORS.items()]}
+    figure = Paths(title=f"Beale from {START}, {steps} steps", contour=log_contour_grid(), start=list(START),
+                   minimum=list(BEALE_MINIMUM), **_limits(m), xlabel="x", ylabel="y",
+                   paths=[{"label": o, "x": [p[0] for p in m[o]["path"]], "y": [p[1] for p in m[o]["path"]],
+                           "color": c} for o, c in COLORS.items()])
     first_variant = case.param["subclaim"] == SUBCLAIMS[0]
     ctx.decide(
         {"beale": [run]},
-        tables=[{"title": f"End of {steps} steps from {START}",
-                 "columns": ["optimiser", "end point", "f", "distance to min", "closest approach", "max x",
-                             "first step within 0.1"],
-                 "rows": table}] if first_variant else [],
+        tables=[Table(title=f"End of {steps} steps from {START}", columns=["optimiser", "end point", "f", "distance to min", "closest approach", "max x",
+                             "first step within 0.1"], rows=table)] if first_variant else [],
         figures=[figure] if first_variant else [],
         notes=[] if steps == 120 else ["The repository's script ran 100 steps; the post says 120."])
 
@@ -108,13 +106,8 @@ def test_optimizers_on_mnist(case: Case, claimbench: ClaimBench, datasets) -> No
              f"{sum(x is None for x in steps[o])}/{n}"] for o, rs in runs.items()]
     ctx.decide(
         runs,
-        tables=[{"title": f"final test accuracy and steps to {100 * target:g}% accuracy (He init, lr 1e-3); "
-                          "never reached counts as infinity",
-                 "columns": ["optimiser", "accuracy mean [95% CI] (n)", "median steps to target", "never reached"],
-                 "rows": rows}],
-        figures=[{"kind": "lines", "title": "test accuracy during training (mean, band = min..max over seeds)",
-                  "xlabel": "step", "ylabel": "test accuracy (%)",
-                  "series": accuracy_bands(runs, percent=True)},
-                 {"kind": "strip", "title": "final test accuracy per seed (%)", "ylabel": "test accuracy (%)",
-                  "groups": [{"label": o, "values": [100 * acc_of(r) for r in rs]} for o, rs in runs.items()]}],
+        tables=[Table(title=f"final test accuracy and steps to {100 * target:g}% accuracy (He init, lr 1e-3); "
+                          "never reached counts as infinity", columns=["optimiser", "accuracy mean [95% CI] (n)", "median steps to target", "never reached"], rows=rows)],
+        figures=[Lines(title="test accuracy during training (mean, band = min..max over seeds)", xlabel="step", ylabel="test accuracy (%)", series=accuracy_bands(runs, percent=True)),
+                 Strip(title="final test accuracy per seed (%)", ylabel="test accuracy (%)", groups=[{"label": o, "values": [100 * acc_of(r) for r in rs]} for o, rs in runs.items()])],
         notes=["The arms share each seed's initial weights and batch order, so the rule pairs them by seed."])

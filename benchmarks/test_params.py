@@ -27,6 +27,7 @@ from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.train import TrainConfig, train
 from harness.plugin import ClaimBench
+from harness.records import Bars, Table
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 2 ** 20
@@ -125,12 +126,9 @@ def test_param_tables(case: Case, claimbench: ClaimBench) -> None:
     matching = [str(r[0]) for r in run["rows"] if r[-1] == "yes"]
     ctx.decide(
         {"table": [run]},
-        tables=[{"title": f"{case.variant}: the posts' table vs the built network ({len(matching)} of "
-                          f"{len(run['rows'])} rows match: {', '.join(matching)})",
-                 "columns": ["#", "layer", "posts' weights", "our weights", "posts' shape", "our shape", "match"],
-                 "rows": run["rows"]},
-                {"title": "the posts' errata (rows that differ from the built network)", "columns": ["erratum"],
-                 "rows": [[e] for e in run["errata"]] or [["none"]]}],
+        tables=[Table(title=f"{case.variant}: the posts' table vs the built network ({len(matching)} of "
+                          f"{len(run['rows'])} rows match: {', '.join(matching)})", columns=["#", "layer", "posts' weights", "our weights", "posts' shape", "our shape", "match"], rows=run["rows"]),
+                Table(title="the posts' errata (rows that differ from the built network)", columns=["erratum"], rows=[[e] for e in run["errata"]] or [["none"]])],
         notes=extra)
 
 
@@ -225,20 +223,13 @@ def test_checkpoint(case: Case, claimbench: ClaimBench) -> None:
     size = m["bytes"]
     params_b = 4 * m["n_params"]
     mib = lambda b: b / MIB  # noqa: E731
-    bars = {"kind": "bars", "title": "What the checkpoint holds (MiB), measured; TensorFlow's beside it",
-            "ylabel": "MiB",
-            "labels": ["parameters (float32)", "Adam exp_avg", "Adam exp_avg_sq", "container overhead",
-                       "our checkpoint", "TF checkpoint (posts)", "exported program"],
-            "values": [mib(params_b), mib(4 * m["n_moments"] / 2), mib(4 * m["n_moments"] / 2),
+    bars = Bars(title="What the checkpoint holds (MiB), measured; TensorFlow's beside it", ylabel="MiB", labels=["parameters (float32)", "Adam exp_avg", "Adam exp_avg_sq", "container overhead",
+                       "our checkpoint", "TF checkpoint (posts)", "exported program"], values=[mib(params_b), mib(4 * m["n_moments"] / 2), mib(4 * m["n_moments"] / 2),
                        mib(size - params_b - 4 * m["n_moments"]), mib(size), mib(TF_CHECKPOINT_BYTES),
-                       mib(m["exported_bytes"])],
-            "colors": ["tab:blue", "tab:orange", "tab:orange", "tab:gray", "tab:gray", "tab:red", "tab:green"],
-            "refs": [{"y": 184, "label": "posts: 184M", "color": "red"}], "rotate": 25, "size": (7.5, 4.6)}
+                       mib(m["exported_bytes"])], colors=["tab:blue", "tab:orange", "tab:orange", "tab:gray", "tab:gray", "tab:red", "tab:green"], refs=[{"y": 184, "label": "posts: 184M", "color": "red"}], rotate=25, size=(7.5, 4.6))
     ctx.decide(
         {"checkpoint": runs},
-        tables=[{"title": "checkpoint breakdown (counted from the saved tensors; TF's from its variable list)",
-                 "columns": ["part", "bytes", "MiB", "share"],
-                 "rows": [["parameters, float32", f"{params_b:,}", f"{mib(params_b):.2f}", f"{params_b / size:.1%}"],
+        tables=[Table(title="checkpoint breakdown (counted from the saved tensors; TF's from its variable list)", columns=["part", "bytes", "MiB", "share"], rows=[["parameters, float32", f"{params_b:,}", f"{mib(params_b):.2f}", f"{params_b / size:.1%}"],
                           ["Adam moments (2 per parameter), float32", f"{4 * m['n_moments']:,}",
                            f"{mib(4 * m['n_moments']):.2f}", f"{4 * m['n_moments'] / size:.1%}"],
                           ["container overhead (zip, pickle, step)", f"{size - params_b - 4 * m['n_moments']:,}",
@@ -247,7 +238,7 @@ def test_checkpoint(case: Case, claimbench: ClaimBench) -> None:
                           ["TF's data file in the posts: params + Adam m, v + 2 beta-power scalars",
                            f"{TF_CHECKPOINT_BYTES:,}", f"{mib(TF_CHECKPOINT_BYTES):.2f}", ""],
                           ["exported program (graph + weights)", f"{m['exported_bytes']:,}",
-                           f"{mib(m['exported_bytes']):.2f}", ""]]}],
+                           f"{mib(m['exported_bytes']):.2f}", ""]])],
         figures=[bars],
         notes=["Only about a third of the checkpoint is parameters; the rest is Adam's two moment tensors per "
                "parameter, which TF's Saver also stored. A plain-SGD checkpoint would be about a third of the size."])

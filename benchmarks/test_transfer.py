@@ -15,6 +15,8 @@ levels need the pretraining. The cpu profile uses a half-width ResNet-10 at 112 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +30,7 @@ from harness.profiles import Budget
 from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all
 from harness.plugin import ClaimBench, ClaimContext
+from harness.records import Lines, Table
 
 SCALE = {
     "smoke": dict(arch="resnet10", width=0.125, size=32, bs=16, ep1=1, ep2=1, lr_find_it=12),
@@ -128,10 +131,8 @@ def _runs_table(runs) -> dict:
             else:
                 row.append("—")
         rows.append(row)
-    return {"title": "per split seed: validation accuracy with its 95% Clopper-Pearson interval",
-            "columns": ["seed", "after stage 1 (5 epochs at slice(3e-3), body frozen when pretrained)",
-                        "after stage 2 (unfrozen, 15 epochs at slice(1e-4))"],
-            "rows": rows}
+    return Table(title="per split seed: validation accuracy with its 95% Clopper-Pearson interval", columns=["seed", "after stage 1 (5 epochs at slice(3e-3), body frozen when pretrained)",
+                        "after stage 2 (unfrozen, 15 epochs at slice(1e-4))"], rows=rows)
 
 
 def _epoch_table(run, name) -> dict:
@@ -140,15 +141,13 @@ def _epoch_table(run, name) -> dict:
     rows = [[i + 1, f"{h['train_loss']:.6f}", f"{h.get('valid_loss', float('nan')):.6f}",
              f"{h.get('error_rate', float('nan')):.6f}", f"{posts[i]:.6f}" if i < len(posts) else "—"]
             for i, h in enumerate(hist)]
-    return {"title": f"{name}, split seed {run['seed']}: per epoch as the posts printed it (stage 1, then stage 2)",
-            "columns": ["epoch", "train_loss", "valid_loss", "error_rate", "posts' error_rate"], "rows": rows}
+    return Table(title=f"{name}, split seed {run['seed']}: per epoch as the posts printed it (stage 1, then stage 2)", columns=["epoch", "train_loss", "valid_loss", "error_rate", "posts' error_rate"], rows=rows)
 
 
 def _curves(name, runs) -> dict:
     ok = [{"history": [dict(h, epoch=i + 1) for i, h in enumerate(h for st in r["stages"] for h in st["history"])]}
           for r in runs if r.get("diverged") is None]
-    return {"kind": "lines", "title": f"{name}: validation accuracy per epoch (stage 1 then stage 2)",
-            "xlabel": "epoch", "ylabel": "validation accuracy", "series": accuracy_bands({name: ok}, x="epoch")}
+    return Lines(title=f"{name}: validation accuracy per epoch (stage 1 then stage 2)", xlabel="epoch", ylabel="validation accuracy", series=accuracy_bands({name: ok}, x="epoch"))
 
 
 def _lr_fig(name, runs) -> dict | None:
@@ -202,7 +201,8 @@ def _from_scratch(ctx: ClaimContext, claimbench: ClaimBench) -> None:
         runs = [transfer_run(ctx, data, name, sd, None) for sd in ctx.seeds]
         arms[name] = runs
         final = np.array([R.stage_accuracy(r, 1) for r in runs])
-        tables += [dict(_runs_table(runs), title=f"{name} from scratch: " + _runs_table(runs)["title"]),
+        per_split = _runs_table(runs)
+        tables += [dataclasses.replace(per_split, title=f"{name} from scratch: {per_split.title}"),
                    _epoch_table(runs[0], name)]
         figs += [_thumbs(data, name), _curves(name, runs), _lr_fig(name, runs)]
         details[name] = {"gain": (final - np.array([R.stage_accuracy(r, 0) for r in runs])).tolist(),

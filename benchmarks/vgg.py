@@ -10,6 +10,7 @@ from harness import stats
 from harness.plugin import ClaimContext
 from harness.report import accuracy_bands
 from harness.train import TrainConfig, train
+from harness.records import Lines, Strip, Table
 
 SCALE = {
     "smoke": dict(vgg_width=0.0625, base_width=0.125, mnist_steps=10, cifar_steps=10, n_train_cifar=2000,
@@ -40,13 +41,11 @@ def acc(run):
 
 
 def strip(title, groups, refs) -> dict:
-    return {"kind": "strip", "title": title, "ylabel": "test accuracy (%)", "refs": refs,
-            "groups": [{"label": k, "values": v} for k, v in groups.items()]}
+    return Strip(title=title, ylabel="test accuracy (%)", refs=refs, groups=[{"label": k, "values": v} for k, v in groups.items()])
 
 
 def curves(title, runs_by_arm) -> dict:
-    return {"kind": "lines", "title": title, "xlabel": "step", "ylabel": "test accuracy (%, curve subset)",
-            "series": accuracy_bands(runs_by_arm, percent=True)}
+    return Lines(title=title, xlabel="step", ylabel="test accuracy (%, curve subset)", series=accuracy_bands(runs_by_arm, percent=True))
 
 
 
@@ -64,5 +63,4 @@ def effect_table(arms: dict[str, list[float]], posts_gap: float) -> dict:
             ["seed sd A / B (pts)", f"{np.std(a, ddof=1):.3f} / {np.std(b, ddof=1):.3f}" if len(a) > 1 else "-"],
             [f"seeds per arm to detect the posts' {posts_gap:.1f}-pt gap at 80% power (alpha 0.05)",
              str(need) if need else "-"]]
-    return {"title": f"{na} (A) vs {nb} (B): effect sizes (the decision is the rule's)", "columns": ["statistic", "value"],
-            "rows": rows}
+    return Table(title=f"{na} (A) vs {nb} (B): effect sizes (the decision is the rule's)", columns=["statistic", "value"], rows=rows)

@@ -32,6 +32,7 @@ from harness import report as report_mod
 from harness.claims import CATALOGUE, Case, get_claim, parse_claim_ids
 from harness.device import device_name, resolve_device, versions
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
+from harness.records import Figure, Table, as_stored
 from harness.store import Store, git_info, now_utc
 from harness.verdict import LABELS, NOT_RUN
 
@@ -181,7 +182,8 @@ class ClaimContext:
                                 "ours": "-", "checks": []}, {}, [], [], [])
         raise AssertionError("unreachable")  # skipped above
 
-    def decide(self, arms: dict[str, list[dict]], *, tables: list | None = None, figures: list | None = None,
+    def decide(self, arms: dict[str, list[dict]], *, tables: list[Table] | None = None,
+               figures: list[Figure] | None = None,
                notes: list[str] | None = None) -> None:
         """Hand over the runs by arm label; the harness applies the registered rule (``harness.rulebook``)
         with Holm across the profile's comparative hypotheses, stores the verdict with the rule, its hash
@@ -197,7 +199,8 @@ class ClaimContext:
         if fields["verdict"] == NOT_RUN:
             fields["not_run_reason"] = "profile"
         self._store_and_report(fields, {k: [r["run_id"] for r in v] for k, v in arms.items()},
-                               tables or [], figures or [], notes or [])
+                               [as_stored(t) for t in tables or []], [as_stored(f) for f in figures or []],
+                               notes or [])
 
     def _store_and_report(self, fields: dict, arm_ids: dict, tables: list, figures: list, notes: list) -> None:
         claim = self.claim

@@ -26,6 +26,7 @@ from tabulate import tabulate
 from harness.claims import CATALOGUE, FAMILIES, Claim
 from harness.decide import as_fields, derive_profile, run_index
 from harness.profiles import PROFILES
+from harness.records import Images, Lines, Series, figure_from_dict
 from harness.rulebook import HYPOTHESES, decision
 from harness.rules import combine
 from harness.store import STORE_FILE, Store, StoreCorruptError
@@ -180,7 +181,7 @@ def render_index(by_profile: dict[str, dict], store_path: str) -> str:
 
 
 
-def accuracy_bands(runs_by_arm: dict[str, list[dict]], x: str = "step", percent: bool = False) -> list[dict]:
+def accuracy_bands(runs_by_arm: dict[str, list[dict]], x: str = "step", percent: bool = False) -> list[Series]:
     """"lines" series of accuracy (1 - error_rate) per evaluation point (history key ``x``: "step" or
     "epoch"): the mean over seeds with a min..max band; runs whose history is shorter than the first
     run's (diverged) are left out, and arms without runs."""
@@ -191,132 +192,28 @@ def accuracy_bands(runs_by_arm: dict[str, list[dict]], x: str = "step", percent:
         xs = [h[x] for h in runs[0]["history"]]
         ys = np.array([[1 - h.get("error_rate", 1.0) for h in r["history"]] for r in runs
                        if len(r["history"]) == len(xs)]) * (100.0 if percent else 1.0)
-        series.append({"label": arm, "x": xs, "y": ys.mean(0).tolist(), "lo": ys.min(0).tolist(),
-                       "hi": ys.max(0).tolist()})
+        series.append(Series(arm, xs, ys.mean(0).tolist(), lo=ys.min(0).tolist(), hi=ys.max(0).tolist()))
     return series
 
 
 def _render_figure(fig_spec: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-
-    kind = fig_spec["kind"]
-    if kind == "images":
-        _render_images(fig_spec, path)
-        return
-    fig, ax = plt.subplots(figsize=fig_spec.get("size", (6.4, 4.2)), dpi=100)
-    if kind == "lines":
-        for s in fig_spec["series"]:
-            ax.plot(s["x"], s["y"], label=s.get("label"), marker=s.get("marker"), lw=1.5)
-            if "lo" in s and "hi" in s:
-                ax.fill_between(s["x"], s["lo"], s["hi"], alpha=0.2)
-        if fig_spec.get("xlog"):
-            ax.set_xscale("log")
-        if fig_spec.get("vspan"):
-            ax.axvspan(*fig_spec["vspan"], color="tab:green", alpha=0.12, label="posts' reading")
-        if fig_spec.get("ylog"):
-            ax.set_yscale("log")
-    elif kind == "trajectories2d":
-        c = fig_spec.get("contour")
-        if c:
-            ax.contour(c["x"], c["y"], c["z"], levels=c.get("levels", 30), norm=LogNorm(), cmap="jet",
-                       linewidths=0.7)
-        for s in fig_spec["paths"]:
-            ax.plot(s["x"], s["y"], label=s["label"], lw=1.8, color=s.get("color"))
-            ax.plot(s["x"][-1], s["y"][-1], "o", color=s.get("color"), ms=4)
-        if "start" in fig_spec:
-            ax.plot(*fig_spec["start"], "ko", ms=5, label="start")
-        if "minimum" in fig_spec:
-            ax.plot(*fig_spec["minimum"], "r*", ms=14, label="global minimum")
-        if "xlim" in fig_spec:
-            ax.set_xlim(*fig_spec["xlim"])
-            ax.set_ylim(*fig_spec["ylim"])
-    elif kind == "strip":
-        for i, g in enumerate(fig_spec["groups"]):
-            vals = g["values"]
-            xs = [i + 0.08 * ((j % 5) - 2) for j in range(len(vals))]
-            ax.plot(xs, vals, "o", alpha=0.7, label=None)
-            if vals:
-                ax.hlines(sum(vals) / len(vals), i - 0.25, i + 0.25, color="k")
-        ax.set_xticks(range(len(fig_spec["groups"])), [g["label"] for g in fig_spec["groups"]])
-        for ref in fig_spec.get("refs", []):
-            ax.axhline(ref["y"], ls="--", color=ref.get("color", "gray"), label=ref["label"])
-    elif kind == "bars":
-        ax.bar(fig_spec["labels"], fig_spec["values"], color=fig_spec.get("colors"))
-        for ref in fig_spec.get("refs", []):
-            ax.axhline(ref["y"], ls="--", color=ref.get("color", "gray"), label=ref["label"])
-        if fig_spec.get("ylog"):
-            ax.set_yscale("log")
-        ax.tick_params(axis="x", labelrotation=fig_spec.get("rotate", 0))
-    else:
-        plt.close(fig)
-        raise ValueError(f"unknown figure kind {kind!r}")
-    ax.set_title(fig_spec.get("title", ""), fontsize=10)
-    ax.set_xlabel(fig_spec.get("xlabel", ""))
-    ax.set_ylabel(fig_spec.get("ylabel", ""))
-    handles, _ = ax.get_legend_handles_labels()
-    if len(handles) > 4:  # many series: the legend goes beside the axes, never over a curve
-        fig.set_size_inches(fig.get_size_inches()[0] + 2.6, fig.get_size_inches()[1])
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    elif handles:
-        ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
+    figure_from_dict(fig_spec).render(path)
 
 
-def lr_finder_figure(title: str, runs: list[dict], span: list[float] | None = None) -> dict | None:
-    """A "lines" figure of each run's LR-finder curve as fastai's recorder.plot() showed it (log lr vs
-    smoothed loss), ``span`` shaded (the posts' reading); None when no run has a curve."""
-    series = [{"label": f"seed {r['seed']}", "x": r["lr_find"]["plot_lr"], "y": r["lr_find"]["plot_loss"]}
+def lr_finder_figure(title: str, runs: list[dict], span: list[float] | None = None) -> Lines | None:
+    """Each run's LR-finder curve as fastai's recorder.plot() showed it (log lr vs smoothed loss), ``span``
+    shaded (the posts' reading); None when no run has a curve."""
+    series = [Series(f"seed {r['seed']}", r["lr_find"]["plot_lr"], r["lr_find"]["plot_loss"])
               for r in runs if r.get("lr_find") and r["lr_find"]["plot_lr"]]
     if not series:
         return None
-    fig = {"kind": "lines", "title": title, "xlabel": "learning rate", "ylabel": "smoothed training loss",
-           "xlog": True, "series": series}
-    if span:
-        fig["vspan"] = span
-    return fig
+    return Lines(title=title, series=series, xlabel="learning rate", ylabel="smoothed training loss", xlog=True,
+                 vspan=span)
 
 
-def images_figure(title: str, items: list[tuple[str, np.ndarray]]) -> dict:
-    """An "images" figure spec: each (label, HxWx3 array, uint8 or floats in [0, 1]) kept as a base64 PNG
-    in the record, so the report can draw it again from the store alone."""
-    import base64
-    import io
-
-    import matplotlib.image as mpimg
-
-    images = []
-    for label, arr in items:
-        buf = io.BytesIO()
-        mpimg.imsave(buf, arr, format="png")
-        images.append({"label": label, "png": base64.b64encode(buf.getvalue()).decode()})
-    return {"kind": "images", "title": title, "images": images}
-
-
-def _render_images(fig_spec: dict, path: Path) -> None:
-    """A row of sample images stored as base64 PNGs in the record, each with its label."""
-    import base64
-    import io
-
-    import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
-
-    imgs = fig_spec["images"]
-    fig, axes = plt.subplots(1, len(imgs), figsize=(1.6 * len(imgs), 2.0), dpi=100, squeeze=False)
-    for ax, im in zip(axes[0], imgs):
-        ax.imshow(mpimg.imread(io.BytesIO(base64.b64decode(im["png"])), format="png"))
-        ax.set_title(im["label"], fontsize=9)
-        ax.axis("off")
-    fig.suptitle(fig_spec.get("title", ""), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
+def images_figure(title: str, items: list[tuple[str, np.ndarray]]) -> Images:
+    """Sample images (label, HxWx3 array) kept in the record, so the report draws them from the store alone."""
+    return Images.of(title, items)
 
 
 def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: dict, fig_dir: Path,

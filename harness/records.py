@@ -1,0 +1,282 @@
+"""Typed tables and figures that a claim hands over beside its runs, and how each draws itself.
+
+A claim test builds ``Table`` and figure records (``Lines``, ``Strip``, ``Bars``, ``Paths``, ``Images``);
+construction checks them (unknown fields are a TypeError, mismatched lengths a ValueError), so a malformed
+figure fails where it is made, not when the report is drawn. They are stored as plain JSON in the verdict
+record (``as_dict``) and come back typed (``table_from_dict`` / ``figure_from_dict``) when the report is
+rebuilt from the store. Nested parts (series, groups, reference lines, paths) may be given as records or
+as dicts with the same fields.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, Optional, Sequence
+
+
+def _coerce(cls, value):
+    return value if isinstance(value, cls) else cls(**value)
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+    def __post_init__(self) -> None:
+        for i, row in enumerate(self.rows):
+            if len(row) != len(self.columns):
+                raise ValueError(f"table {self.title!r}: row {i} has {len(row)} cells for {len(self.columns)} columns")
+
+    def as_dict(self) -> dict:
+        return {"title": self.title, "columns": list(self.columns), "rows": [list(r) for r in self.rows]}
+
+
+@dataclass(frozen=True)
+class Series:
+    label: Optional[str]
+    x: Sequence[float]
+    y: Sequence[float]
+    lo: Optional[Sequence[float]] = None  # band (e.g. min..max over seeds)
+    hi: Optional[Sequence[float]] = None
+    marker: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise ValueError(f"series {self.label!r}: {len(self.x)} x values for {len(self.y)} y values")
+
+
+@dataclass(frozen=True)
+class Group:
+    label: str
+    values: Sequence[float]
+
+
+@dataclass(frozen=True)
+class Ref:
+    y: float
+    label: str
+    color: str = "gray"
+
+
+@dataclass(frozen=True)
+class Path2D:
+    label: str
+    x: Sequence[float]
+    y: Sequence[float]
+    color: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Figure:
+    kind: ClassVar[str] = ""
+    title: str
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, **asdict(self)}
+
+    def draw(self, ax) -> None:  # one matplotlib Axes
+        raise NotImplementedError
+
+    def render(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=getattr(self, "size", None) or (6.4, 4.2), dpi=100)
+        try:
+            self.draw(ax)
+            ax.set_title(self.title, fontsize=10)
+            ax.set_xlabel(getattr(self, "xlabel", ""))
+            ax.set_ylabel(getattr(self, "ylabel", ""))
+            handles, _ = ax.get_legend_handles_labels()
+            if len(handles) > 4:  # many series: the legend goes beside the axes, never over a curve
+                fig.set_size_inches(fig.get_size_inches()[0] + 2.6, fig.get_size_inches()[1])
+                ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+            elif handles:
+                ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            fig.savefig(path, format="png", metadata={"Software": None})
+        finally:
+            plt.close(fig)
+
+
+@dataclass(frozen=True)
+class Lines(Figure):
+    kind: ClassVar[str] = "lines"
+    series: list[Series] = field(default_factory=list)
+    xlabel: str = ""
+    ylabel: str = ""
+    xlog: bool = False
+    ylog: bool = False
+    vspan: Optional[Sequence[float]] = None  # a shaded x range (e.g. the posts' reading of an LR plot)
+    size: Optional[Sequence[float]] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "series", [_coerce(Series, s) for s in self.series])
+
+    def draw(self, ax) -> None:
+        for s in self.series:
+            ax.plot(s.x, s.y, label=s.label, marker=s.marker, lw=1.5)
+            if s.lo is not None and s.hi is not None:
+                ax.fill_between(s.x, s.lo, s.hi, alpha=0.2)
+        if self.xlog:
+            ax.set_xscale("log")
+        if self.vspan:
+            ax.axvspan(*self.vspan, color="tab:green", alpha=0.12, label="posts' reading")
+        if self.ylog:
+            ax.set_yscale("log")
+
+
+@dataclass(frozen=True)
+class Strip(Figure):
+    """Per-seed values of each group as dots, the group mean as a bar, reference levels as dashed lines."""
+
+    kind: ClassVar[str] = "strip"
+    groups: list[Group] = field(default_factory=list)
+    ylabel: str = ""
+    refs: list[Ref] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "groups", [_coerce(Group, g) for g in self.groups])
+        object.__setattr__(self, "refs", [_coerce(Ref, r) for r in self.refs])
+
+    def draw(self, ax) -> None:
+        for i, g in enumerate(self.groups):
+            xs = [i + 0.08 * ((j % 5) - 2) for j in range(len(g.values))]
+            ax.plot(xs, list(g.values), "o", alpha=0.7)
+            if len(g.values):
+                ax.hlines(sum(g.values) / len(g.values), i - 0.25, i + 0.25, color="k")
+        ax.set_xticks(range(len(self.groups)), [g.label for g in self.groups])
+        for r in self.refs:
+            ax.axhline(r.y, ls="--", color=r.color, label=r.label)
+
+
+@dataclass(frozen=True)
+class Bars(Figure):
+    kind: ClassVar[str] = "bars"
+    labels: list[str] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    ylabel: str = ""
+    colors: Optional[list[str]] = None
+    refs: list[Ref] = field(default_factory=list)
+    ylog: bool = False
+    rotate: float = 0
+    size: Optional[Sequence[float]] = None
+
+    def __post_init__(self) -> None:
+        if len(self.labels) != len(self.values):
+            raise ValueError(f"bars {self.title!r}: {len(self.labels)} labels for {len(self.values)} values")
+        object.__setattr__(self, "refs", [_coerce(Ref, r) for r in self.refs])
+
+    def draw(self, ax) -> None:
+        ax.bar(self.labels, self.values, color=self.colors)
+        for r in self.refs:
+            ax.axhline(r.y, ls="--", color=r.color, label=r.label)
+        if self.ylog:
+            ax.set_yscale("log")
+        ax.tick_params(axis="x", labelrotation=self.rotate)
+
+
+@dataclass(frozen=True)
+class Paths(Figure):
+    """Optimiser paths on a 2-D surface over its (log-scaled) contour."""
+
+    kind: ClassVar[str] = "trajectories2d"
+    paths: list[Path2D] = field(default_factory=list)
+    contour: Optional[dict] = None  # {"x", "y", "z", "levels"}
+    start: Optional[Sequence[float]] = None
+    minimum: Optional[Sequence[float]] = None
+    xlim: Optional[Sequence[float]] = None
+    ylim: Optional[Sequence[float]] = None
+    xlabel: str = ""
+    ylabel: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "paths", [_coerce(Path2D, p) for p in self.paths])
+
+    def draw(self, ax) -> None:
+        from matplotlib.colors import LogNorm
+
+        c = self.contour
+        if c:
+            ax.contour(c["x"], c["y"], c["z"], levels=c.get("levels", 30), norm=LogNorm(), cmap="jet",
+                       linewidths=0.7)
+        for p in self.paths:
+            ax.plot(p.x, p.y, label=p.label, lw=1.8, color=p.color)
+            ax.plot(p.x[-1], p.y[-1], "o", color=p.color, ms=4)
+        if self.start is not None:
+            ax.plot(*self.start, "ko", ms=5, label="start")
+        if self.minimum is not None:
+            ax.plot(*self.minimum, "r*", ms=14, label="global minimum")
+        if self.xlim is not None and self.ylim is not None:
+            ax.set_xlim(*self.xlim)
+            ax.set_ylim(*self.ylim)
+
+
+@dataclass(frozen=True)
+class Images(Figure):
+    """A row of sample images, kept as base64 PNGs so the report redraws them from the store alone."""
+
+    kind: ClassVar[str] = "images"
+    images: list[dict] = field(default_factory=list)  # {"label", "png"}
+
+    @classmethod
+    def of(cls, title: str, items) -> "Images":
+        """From (label, HxWx3 array, uint8 or floats in [0, 1]) pairs."""
+        import matplotlib.image as mpimg
+
+        images = []
+        for label, arr in items:
+            buf = io.BytesIO()
+            mpimg.imsave(buf, arr, format="png")
+            images.append({"label": label, "png": base64.b64encode(buf.getvalue()).decode()})
+        return cls(title=title, images=images)
+
+    def render(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.image as mpimg
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(self.images), figsize=(1.6 * len(self.images), 2.0), dpi=100,
+                                 squeeze=False)
+        try:
+            for ax, im in zip(axes[0], self.images):
+                ax.imshow(mpimg.imread(io.BytesIO(base64.b64decode(im["png"])), format="png"))
+                ax.set_title(im["label"], fontsize=9)
+                ax.axis("off")
+            fig.suptitle(self.title, fontsize=9)
+            fig.tight_layout()
+            fig.savefig(path, format="png", metadata={"Software": None})
+        finally:
+            plt.close(fig)
+
+
+FIGURES = {cls.kind: cls for cls in (Lines, Strip, Bars, Paths, Images)}
+
+
+def figure_from_dict(d: dict) -> Figure:
+    kind = d.get("kind")
+    if kind not in FIGURES:
+        raise ValueError(f"unknown figure kind {kind!r}; known: {', '.join(sorted(FIGURES))}")
+    cls = FIGURES[kind]
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def table_from_dict(d: dict) -> Table:
+    return Table(d["title"], d["columns"], d["rows"])
+
+
+def as_stored(item) -> dict:
+    """A table or figure as the verdict record stores it (typed records only)."""
+    if isinstance(item, (Table, Figure)):
+        return item.as_dict()
+    raise TypeError(f"hand over tables and figures as harness.records types, not {type(item).__name__}")
