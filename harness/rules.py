@@ -324,7 +324,8 @@ class Greater(Rule):
                if self.effect is not None else "; never refuted (no effect of interest declared)")
         return (f"{self.a.render()} > {self.b.render()}{gap}: one-sided {test} at the Holm-adjusted level "
                 f"(alpha {ALPHA} across the profile's comparative hypotheses) and the 95% t-interval of the "
-                f"difference above {_fmt(self.margin, u)}; at least {MIN_SEEDS} seeds per arm{eff}")
+                f"difference above {_fmt(self.margin, 'pts' if u == '%' else u)}; at least {MIN_SEEDS} seeds per "
+                f"arm{eff}")
 
     def pvalue(self, df) -> tuple[float, np.ndarray, np.ndarray]:
         a = self.a.values(df)
