@@ -12,6 +12,8 @@ from harness.rulebook import Decision
 from harness.rules import AtLeast, M
 from harness.store import Store, _line_sha, canonical
 
+from tests_support import decided, not_run
+
 FIGS = [{"kind": "lines", "title": "curve", "series": [{"label": "a", "x": [1, 2, 3], "y": [3, 2, 1],
                                                        "lo": [2.5, 1.5, .5], "hi": [3.5, 2.5, 1.5]}]},
         {"kind": "strip", "title": "seeds", "groups": [{"label": "A", "values": [1, 2, 3]},
@@ -21,35 +23,6 @@ FIGS = [{"kind": "lines", "title": "curve", "series": [{"label": "a", "x": [1, 2
         {"kind": "trajectories2d", "title": "paths", "paths": [{"label": "p", "x": [0, 1], "y": [0, 1]}],
          "contour": {"x": [0, 1, 2], "y": [0, 1, 2], "z": [[1, 2, 3], [2, 3, 4], [3, 4, 5]]},
          "minimum": [1, 1], "start": [0, 0]}]
-
-
-def decided(store: Store, claim_id: str, arms: dict[str, list[dict]], *, variant="", profile="cpu", verdict="?",
-            figures=(), primary=True, rule=None, **kw) -> dict:
-    """Store one run per (arm, seed) with the given metrics and a verdict record naming them."""
-    ids = {}
-    for arm, metrics in arms.items():
-        ids[arm] = []
-        for seed, m in enumerate(metrics):
-            rec = store.append({"kind": "run", "run_id": f"{claim_id}-{variant}-{arm}-{seed}", "claim_id": "exp",
-                                "arm": arm, "seed": seed, "profile": profile, "status": "finished", "metrics": m,
-                                "wall_s": 1.0})
-            ids[arm].append(rec["run_id"])
-    rule = rule or rulebook.decision(claim_id, variant, profile).rule
-    rec = {"kind": "verdict", "claim_id": claim_id, "variant": variant, "primary": primary, "profile": profile,
-           "verdict": verdict, "not_run_reason": "", "reason": "", "arms": ids, "rule": rule.to_dict(),
-           "rule_hash": rule.hash, "posts_value": CATALOGUE[claim_id].posts_value, "ours": "?",
-           "seeds": list(range(max(len(v) for v in arms.values()))), "device_name": "CPU", "deviation": "narrower",
-           "tables": [{"title": "per epoch", "columns": ["epoch", "error_rate"], "rows": [[1, "0.10"]]}],
-           "figures": list(figures), "notes": ["a note"], "code": {"commit": "abc", "dirty": False},
-           "recorded_at": "2026-11-28T00:00:00+00:00", **kw}
-    return store.append(rec)
-
-
-def not_run(store: Store, claim_id: str, reason: str, profile="cpu", variant=""):
-    store.append({"kind": "verdict", "claim_id": claim_id, "variant": variant, "primary": True, "profile": profile,
-                  "verdict": "not_run", "not_run_reason": reason, "reason": f"no {reason} here", "arms": {},
-                  "posts_value": CATALOGUE[claim_id].posts_value, "ours": "-", "seeds": [0], "device_name": "CPU",
-                  "tables": [], "figures": [], "notes": [], "recorded_at": "2026-11-29T00:00:00+00:00"})
 
 
 def beale(ok=True):

@@ -1,0 +1,137 @@
+"""Compare the conclusions of two stores, the way ``pytest-benchmark compare`` compares timings.
+
+    python -m harness.compare A B                 # two store folders (or runs.jsonl files)
+    python -m harness.compare HEAD~3 HEAD         # two git revisions of the published reports/store
+
+Each side's verdicts are re-derived from its own runs by the current rules (``harness.decide``), so the
+comparison is about the runs, not about when they were decided. It prints the verdicts that changed, the
+headline metrics that moved beyond their intervals, and the runs (by experiment, arm and seed) that exist
+on one side only. Exit status: 1 when a verdict flipped (so CI can watch a dependency upgrade), 0 otherwise,
+2 on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness import stats
+from harness.decide import arms_of, derive_profile, frame, run_index
+from harness.rulebook import decision
+from harness.store import STORE_FILE, Store, StoreCorruptError
+from harness.verdict import LABELS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Side:
+    name: str
+    records: list[dict]
+
+
+def load_side(spec: str) -> Side:
+    """A store folder, a runs.jsonl file, or a git revision of the published store."""
+    p = Path(spec)
+    if p.is_dir() or p.is_file():
+        folder = p if p.is_dir() else p.parent
+        return Side(spec, Store(folder).records())
+    try:
+        blob = subprocess.run(["git", "show", f"{spec}:reports/store/{STORE_FILE}"], cwd=ROOT, capture_output=True,
+                              check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        raise FileNotFoundError(f"{spec!r} is neither a store folder, a {STORE_FILE} file, nor a git revision "
+                                f"holding reports/store/{STORE_FILE}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / STORE_FILE).write_bytes(blob)
+        return Side(spec, Store(tmp).records())
+
+
+def _headline(records: list[dict], profile: str, key: tuple[str, str]) -> np.ndarray | None:
+    """Per-seed values of the first term of the claim's rule, from the latest decided verdict's runs."""
+    latest = None
+    for r in records:
+        if r.get("kind") == "verdict" and r.get("profile") == profile and (r["claim_id"], r.get("variant", "")) == key \
+                and r.get("arms"):
+            latest = r
+    d = decision(key[0], key[1], profile)
+    if latest is None or d is None:
+        return None
+    leaves = d.rule.leaves()
+    term = getattr(leaves[0], "term", None) or getattr(leaves[0], "a", None)
+    if term is None:
+        return None
+    try:
+        df = frame(arms_of(latest, run_index(records)))
+        return term.values(df).to_numpy(dtype=float)
+    except (KeyError, LookupError):
+        return None
+
+
+def _run_keys(records: list[dict]) -> set[tuple]:
+    return {(r.get("profile"), r.get("experiment"), r.get("arm"), r.get("config_hash"), r.get("seed"))
+            for r in records if r.get("kind") == "run"}
+
+
+def compare(a: Side, b: Side) -> tuple[list[str], list[str], list[str]]:
+    """(verdict flips, metrics moved beyond their intervals, runs on one side only), as report lines."""
+    flips, moved = [], []
+    profiles = sorted({r.get("profile") for s in (a, b) for r in s.records if r.get("kind") == "verdict"} - {None})
+    for profile in profiles:
+        da, db = derive_profile(a.records, profile), derive_profile(b.records, profile)
+        for key in sorted(set(da) | set(db)):
+            va = da[key].result.verdict if key in da else None
+            vb = db[key].result.verdict if key in db else None
+            name = f"{key[0]}{'-' + key[1] if key[1] else ''} [{profile}]"
+            if va is not None and vb is not None and va != vb:
+                flips.append(f"FLIP  {name}: {LABELS[va]} -> {LABELS[vb]}")
+            elif va is None or vb is None:
+                only = a.name if vb is None else b.name
+                moved.append(f"ONLY  {name}: decided in {only} only")
+            xa, xb = _headline(a.records, profile, key), _headline(b.records, profile, key)
+            if xa is None or xb is None or xa.size < 2 or xb.size < 2:
+                continue
+            lo_a, hi_a = stats.t_ci(xa)
+            lo_b, hi_b = stats.t_ci(xb)
+            spread = max(float(np.std(xa, ddof=1)), float(np.std(xb, ddof=1)))
+            shift = float(xb.mean() - xa.mean())
+            if hi_a < lo_b or hi_b < lo_a or abs(shift) > spread:
+                why = "intervals disjoint" if (hi_a < lo_b or hi_b < lo_a) else "shift beyond the seed spread"
+                moved.append(f"MOVED {name}: {xa.mean():.4g} [{lo_a:.4g}, {hi_a:.4g}] -> {xb.mean():.4g} "
+                             f"[{lo_b:.4g}, {hi_b:.4g}] ({why})")
+    ka, kb = _run_keys(a.records), _run_keys(b.records)
+    only = [f"RUN   {k[1]} {k[2]} seed {k[4]} [{k[0]}]: only in {a.name}" for k in sorted(ka - kb, key=str)]
+    only += [f"RUN   {k[1]} {k[2]} seed {k[4]} [{k[0]}]: only in {b.name}" for k in sorted(kb - ka, key=str)]
+    return flips, moved, only
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m harness.compare", description=__doc__.splitlines()[0])
+    ap.add_argument("a", help="store folder, runs.jsonl, or git revision (its reports/store)")
+    ap.add_argument("b", help="the same, the side compared against A")
+    ap.add_argument("--runs", action="store_true", help="list every run that exists on one side only")
+    args = ap.parse_args(argv)
+    try:
+        a, b = load_side(args.a), load_side(args.b)
+        flips, moved, only = compare(a, b)
+    except (FileNotFoundError, StoreCorruptError, LookupError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for line in flips + moved:
+        print(line)
+    if args.runs:
+        for line in only:
+            print(line)
+    print(f"{len(flips)} verdict(s) flipped, {len(moved)} metric(s) moved or decided on one side, "
+          f"{len(only)} run(s) on one side only ({os.path.basename(args.a)} -> {os.path.basename(args.b)})")
+    return 1 if flips else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
