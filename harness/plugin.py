@@ -99,6 +99,7 @@ class ClaimBench:
     fresh: bool
     claims: tuple[str, ...] | None
     user_weights: bool = False
+    device_chosen: bool = False  # --device / CLAIMBENCH_DEVICE named a device (not "auto")
     weights_file: Path | None = None
     folders: dict[str, Path] = field(default_factory=dict)
     cache_dir: Path = ROOT / ".cache"
@@ -130,6 +131,9 @@ class ClaimBench:
         if budget.needs_cuda and self.device.type != "cuda":
             ctx.not_run("device", f"the {self.profile.name} profile of this claim needs CUDA; "
                                   f"running on {self.device_name}")
+        if self.profile.name == "full" and self.device.type != "cuda" and not self.device_chosen:
+            ctx.not_run("device", f"the full profile is the posts' scale, meant for a GPU, and none is visible "
+                                  f"({self.device_name}); give --device cpu to run it on the CPU on purpose")
         return ctx
 
 
@@ -176,6 +180,11 @@ class ClaimContext:
         """A line on the terminal now (not captured), e.g. the estimated cost before a long claim."""
         self.bench.announce(f"[{self.case}] {message}")
 
+    def _deviation(self) -> str:
+        """The budget's departure from the posts, plus what the device adds (bf16 autocast on CUDA)."""
+        extra = "trained under bf16 autocast on CUDA (the posts: fp32)" if self.device.type == "cuda" else ""
+        return "; ".join(x for x in (self.budget.deviation, extra) if x)
+
     def not_run(self, reason_kind: str, detail: str) -> NoReturn:
         """The claim cannot run here (data, weights, device, ...): recorded, and the test is skipped."""
         self._store_and_report({"verdict": NOT_RUN, "not_run_reason": reason_kind, "reason": detail,
@@ -218,7 +227,7 @@ class ClaimContext:
             "primary": self.case.primary, "family": claim.family, "profile": self.profile,
             "not_run_reason": "", "reason": "", **fields, "arms": arm_ids, "label": self.label,
             "posts_value": claim.posts_value, "seeds": list(self.seeds), "device": str(self.device),
-            "device_name": self.bench.device_name, "deviation": self.budget.deviation,
+            "device_name": self.bench.device_name, "deviation": self._deviation(),
             "budget": self.budget.as_config(), "tables": tables, "figures": figures, "notes": notes,
             "code": {"commit": git["commit"], "dirty": git["dirty"]}, "recorded_at": now_utc(),
         }
@@ -300,6 +309,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.stash[STATE_KEY] = ClaimBench(
         profile=profile, seeds=seeds, device=device, device_name=device_name(device),
+        device_chosen=(opt("--device") or os.environ.get("CLAIMBENCH_DEVICE") or "auto").strip().lower() != "auto",
         data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
         allow_download=bool(allow) or not (opt("--offline") or _env_flag("CLAIMBENCH_OFFLINE")),
         user_weights=bool(opt("--user-weights")) or _env_flag("CLAIMBENCH_USER_WEIGHTS"),

@@ -103,3 +103,11 @@ def test_markers_select_what_they_describe():
     assert "ltfn9_checkpoint_184mb" in fast.stdout and "ltfn8_mnist_vgg_979_vs_973" in fast.stdout
     nodata = _pytest("benchmarks", "--collect-only", "-q", "-m", "not data and not slow")
     assert "ltfn8_mnist_vgg_979_vs_973" not in nodata.stdout and "ltfn7_optimizer_2d_comparison" in nodata.stdout
+
+
+def test_the_full_profile_never_falls_back_to_the_cpu_silently(tmp_path):
+    auto = _pytest("benchmarks/test_params.py", "-k", "ltfn9_checkpoint_184mb", "--profile", "full", "-rs",
+                   "--report-dir", str(tmp_path), "-p", "no:cacheprovider")
+    if "CUDA" in auto.stdout.split("claimbench: device=")[1].splitlines()[0]:
+        return  # a GPU is visible: nothing to fall back from
+    assert auto.returncode == 0 and "not run (device)" in auto.stdout and "--device cpu" in auto.stdout, auto.stdout
