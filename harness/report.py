@@ -279,12 +279,24 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                     out.append(f"> {note}\n")
                 ids = [i for v in (rec.get("arms") or {}).values() for i in v]
                 if ids:
-                    wall = sum(float(runs_by_experiment.get(i, {}).get("wall_s") or 0.0) for i in ids)
+                    wall = sum(_wall(runs_by_experiment.get(i, {})) for i in ids)
                     out.append(f"_{len(ids)} stored run(s) decide this row ({wall:.1f} s of training or "
                                f"measurement)._\n")
         if not any_rec:
             out.append("_No verdict for this claim in this store yet._\n")
     return "\n".join(out) + "\n"
+
+
+def _wall(run: dict) -> float:
+    """A run's seconds: as it timed itself, else from its start and finish stamps."""
+    if run.get("wall_s"):
+        return float(run["wall_s"])
+    try:
+        import datetime as dt
+
+        return (dt.datetime.fromisoformat(run["finished_at"]) - dt.datetime.fromisoformat(run["started_at"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return 0.0
 
 
 def render_all(store_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[dict[str, str], list]:

@@ -25,6 +25,7 @@ import os
 import socket
 import math
 import subprocess
+import time
 import uuid
 import warnings
 from functools import lru_cache
@@ -262,7 +263,10 @@ class Store:
                     session[(h, seed)] = done
                 return {**done, "resumed": True}
         started = now_utc()
-        result = fn()
+        t0 = time.perf_counter()
+        result = dict(fn())
+        if not result.get("wall_s"):  # a run that does not time itself is timed here, end to end
+            result["wall_s"] = time.perf_counter() - t0
         rec = {
             "kind": "run", "run_id": uuid.uuid4().hex[:16], "status": "finished",
             "experiment": experiment, "profile": profile, "arm": arm,
