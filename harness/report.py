@@ -265,7 +265,7 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                                           for c in rec["checks"]]) + "\n")
                 if rec.get("earlier"):
                     out.append("**rule revised after data**: the same runs under the earlier rule(s)\n")
-                    out.append(_md_table(["earlier rule", "hash", "verdict then", "replaced", "why"],
+                    out.append(_md_table(["earlier rule", "hash", "its verdict on these runs", "replaced", "why"],
                                          [[e["rule"], e["rule_hash"], LABELS[e["verdict"]], e.get("replaced", ""),
                                            e.get("reason", "")] for e in rec["earlier"]]) + "\n")
                 for t in rec.get("tables", []):

@@ -78,6 +78,8 @@ def _fmt(x: float, unit: str) -> str:
     if unit == "pts":
         return f"{100 * x:.2f} pts"
     ax = abs(x)
+    if float(x).is_integer() and ax < 1e15:  # counts (weights, bytes) in full
+        return f"{int(x):,}"
     if ax != 0 and (ax >= 1e5 or ax < 1e-3):
         return f"{x:.3g}"
     return f"{x:.4g}"
