@@ -156,3 +156,32 @@ def test_a_newcomer_offline_gets_clear_not_run_lines_within_a_minute(tmp_path):
     for cid in ("ltfn6_large_init_overconfident", "ltfn8_mnist_vgg_979_vs_973", "ltfn10_cifar_vgg_71pct"):
         line = next(x for x in r.stdout.splitlines() if x.startswith("SKIPPED") and cid in x)
         assert "not run (data)" in line and "downloading is off" in line and "looked at" in line, line
+
+
+def test_a_wrong_data_folder_leaves_the_published_verdicts_intact(tmp_path):
+    """A misconfigured run (no such data folder) into a copy of the published report: the decided verdict stays
+    on the index, the page shows the failed attempt beside it."""
+    import shutil
+
+    published = ROOT / "reports" / "store" / "runs.jsonl"
+    if not published.exists():
+        import pytest
+
+        pytest.skip("no published store in this checkout")
+    (tmp_path / "rep" / "store").mkdir(parents=True)
+    shutil.copy(published, tmp_path / "rep" / "store" / "runs.jsonl")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMBENCH_")}
+    env.update(PYTHONPATH=str(ROOT), CLAIMBENCH_DEVICE="cpu", CLAIMBENCH_OFFLINE="1")
+    r = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_vgg_mnist.py"), "--profile",
+                        "cpu", "--data-dir", str(tmp_path / "no-such-folder"), "--report-dir", str(tmp_path / "rep"),
+                        "-p", "no:cacheprovider", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0 and "not run (data)" in r.stdout, r.stdout + r.stderr
+    index = (tmp_path / "rep" / "README.md").read_text()
+    def cells(text):  # claim, posts' number, ours, verdict, decided by (the date moves with the new attempt)
+        line = next(x for x in text.splitlines() if "[ltfn8_mnist_vgg_979_vs_973]" in x)
+        return [c.strip() for c in line.split("|")[1:6]]
+
+    assert cells(index) == cells((ROOT / "reports" / "README.md").read_text())
+    assert "not run" not in cells(index)[3]
+    page = (tmp_path / "rep" / "vgg_mnist.md").read_text()
+    assert "latest attempt" in page and "could not run: not run (data)" in page
