@@ -13,11 +13,12 @@ cleanly on the test set. The posts' test-loop bug (updates on test batches) is r
 * ``ltfn6_he_xavier_init_better``: He on the convs, Xavier on the FC: spreads stay within an order of
   magnitude and accuracy is far above both.
 * ``ltfn6_init_controlled``: the inits at one shared learning rate and at each one's best rate from a
-  sweep (the posts confounded init with a 1e-7 vs 1e-3 rate); He's analytic variance ratio per layer
-  against the measured one; accuracy against init scale.
+  sweep on tuning seeds that do not decide (the posts confounded init with a 1e-7 vs 1e-3 rate); He's
+  analytic variance ratio per layer against the measured one; accuracy against init scale.
 
-Activation scales are always measured on the posts' full-width network at init (a forward pass);
-the cpu profile trains a quarter-width network for fewer steps on a test subset (declared per verdict).
+Activation scales are measured on the trained network (what the rules decide on) and, for comparison, on
+the posts' full-width network at init; the cpu profile trains a quarter-width network for fewer steps on a
+test subset (declared per verdict). Every threshold is in ``harness/rulebook.py``.
 
     pytest benchmarks/test_init.py --profile cpu --data-dir ../shared/datasets
 """
