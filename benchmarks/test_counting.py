@@ -41,6 +41,7 @@ from harness import recipe as R
 from fixtures.circles import RENDER_VERSION, counting_dataset, crop_label_noise, place_circles_batch, renderer_speed, sizes_for
 from harness import stats
 from harness.claims import Case
+from harness.estimate import estimate, train_flops_per_image
 from harness.profiles import Budget
 from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all
@@ -84,7 +85,6 @@ POSTS_ERROR = {  # the posts' error_rate per epoch (CLAIMS.md), all stages of th
     "part2": [.4254, .7586, .8022, .8022, .2624, .8050, .8088, .4610, .7822, .0046, .9456, .0002, 0, 0, 0],
     "part2_various": [.381, .797, .295, .802, .802, .806, .248, .802, .802, .760, .405, 0, 0, 0, 0],
 }
-GPU_IMAGES_PER_S = 1500  # ResNet-34 at 224 px on one H200 with bf16, assumed for the cost estimate
 
 
 # ------------------------------------------------------------------------------------------- recipes
@@ -128,13 +128,13 @@ def _dataset(ctx: ClaimContext, spec: dict, seed: int, counts=None, per_class=No
                             various=spec["various"], seed=seed, size=s["size"], cache_dir=str(ctx.bench.cache_dir))
 
 
-def cost_estimate(spec: dict, s: dict) -> str:
+def cost_estimate(spec: dict, s: dict, device_name: str) -> str:
+    """Training images of a recipe and their FLOPs (PyTorch's counter) with the expected time on the device."""
     n_train = int(0.8 * len(spec["counts"]) * spec["per_class"])
     images = sum(ep for _, ep, _ in spec["stages"]) * n_train
-    flops = images * 3 * 3.6e9 * (s["size"] / 224) ** 2 if s["arch"] == "resnet34" else float("nan")
-    return (f"{images:,} training images through {s['arch']} at {s['size']} px"
-            + (f" (~{flops / 1e15:.2f} PFLOP, ~{images / GPU_IMAGES_PER_S / 60:.1f} GPU-min at "
-               f"{GPU_IMAGES_PER_S} img/s)" if flops == flops else ""))
+    model = R.create_cnn(s["arch"], len(spec["counts"]), width=s["width"])
+    per_image = train_flops_per_image(model, (3, s["size"], s["size"]))
+    return f"{images:,} training images through {s['arch']} at {s['size']} px: {estimate(per_image, images, device_name)}"
 
 
 def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dict | None) -> dict:
@@ -290,7 +290,8 @@ def _posts_claim(ctx: ClaimContext, cid: str, state: dict) -> None:
             "counting_45to50_near_chance": "part1_large", "counting_45to49_sensible_transforms_100pct": "part2",
             "counting_various_sizes_100pct": "part2_various"}[cid]
     spec = recipe(name, s)
-    ctx.announce(f"estimated cost per seed: {cost_estimate(spec, dict(s, arch='resnet34'))}; {len(ctx.seeds)} seeds")
+    ctx.announce(f"estimated cost per seed: {cost_estimate(spec, dict(s, arch='resnet34', width=1.0), ctx.bench.device_name)};"
+                 f" {len(ctx.seeds)} seeds")
     runs = [counting_run(ctx, spec, sd, state) for sd in ctx.seeds]
     figs = [_thumbs(ctx, spec, ctx.seeds[0]), _curves("validation accuracy per epoch (all stages)", {name: runs})]
     notes = []

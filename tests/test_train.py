@@ -80,3 +80,14 @@ def test_evaluate_does_not_change_the_model():
     ev = evaluate(model, _toy(100, 5), batch_size=7)
     assert 0 <= ev["acc"] <= 1 and ev["loss"] > 0
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_flop_counter_estimates_match_the_architectures():
+    """FLOPs per training image from PyTorch's counter (forward + backward), not rules of thumb."""
+    from harness.estimate import estimate, model_table
+
+    table = dict(model_table())
+    assert 0.40 < table["part 6 ConvNet, MNIST 28x28"] < 0.48
+    assert 1.70 < table["modified VGG, CIFAR-10 32x32"] < 1.80
+    assert 21.0 < table["ResNet-34 + fastai head, 224x224 (unfrozen)"] < 22.5  # not the 11 G of multiply-adds
+    assert "PFLOP" in estimate(21.75e9, 2.3e6, "NVIDIA H200")

@@ -1,0 +1,69 @@
+"""Cost estimates from a FLOP counter, not from rules of thumb.
+
+``train_flops_per_image`` runs one forward and backward pass of a model under
+``torch.utils.flop_counter.FlopCounterMode`` (on the meta device, so nothing is computed) and returns the
+FLOPs per training image (a multiply-add counts as two). ``estimate`` turns a number of training images into
+an expected time on a device, at an assumed share of that device's dense peak.
+
+    python -m harness.estimate        # FLOPs per training image of every model the suite trains
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+# Dense peak FLOP/s used for estimates, by the device name's key word; bf16 on GPUs, fp32 on the CPU.
+PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "CPU": 25e9}
+UTILISATION = 0.3  # a realistic share of the peak for small convolutions at batch 64-100
+
+
+def train_flops_per_image(model: torch.nn.Module, input_shape: tuple[int, ...], n_out: int | None = None,
+                          batch: int = 2) -> float:
+    """FLOPs of one training step (forward + backward) per image, counted on the meta device."""
+    model = model.to("meta")
+    x = torch.empty((batch, *input_shape), device="meta")
+    with FlopCounterMode(display=False) as counter:
+        out = model(x)
+        target = torch.zeros(batch, dtype=torch.long, device="meta")
+        F.cross_entropy(out.float(), target).backward()
+    return counter.get_total_flops() / batch
+
+
+def peak_of(device_name: str) -> float:
+    for key, flops in PEAK.items():
+        if key in device_name:
+            return flops
+    return PEAK["CPU"]
+
+
+def estimate(flops_per_image: float, images: float, device_name: str) -> str:
+    total = flops_per_image * images
+    seconds = total / (peak_of(device_name) * UTILISATION)
+    return (f"{total / 1e15:.2f} PFLOP, about {seconds / 60:.1f} min on {device_name} at {UTILISATION:.0%} of "
+            f"its dense peak")
+
+
+def model_table() -> list[tuple[str, float]]:
+    """(model, GFLOP per training image) for the networks the suite trains at the full profile."""
+    from fixtures.fastai import create_cnn
+    from fixtures.models import make_convnet4, make_modified_vgg
+
+    return [
+        ("part 6 ConvNet, MNIST 28x28", train_flops_per_image(make_convnet4(width=1.0), (1, 28, 28)) / 1e9),
+        ("modified VGG, MNIST padded to 32x32",
+         train_flops_per_image(make_modified_vgg(in_channels=1), (1, 32, 32)) / 1e9),
+        ("modified VGG, CIFAR-10 32x32", train_flops_per_image(make_modified_vgg(in_channels=3), (3, 32, 32)) / 1e9),
+        ("ResNet-34 + fastai head, 224x224 (unfrozen)",
+         train_flops_per_image(create_cnn("resnet34", 5), (3, 224, 224)) / 1e9),
+    ]
+
+
+def main() -> int:
+    for name, gflop in model_table():
+        print(f"{gflop:8.2f} GFLOP per training image  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
