@@ -51,17 +51,79 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({cpu}, {torch.get_num_threads()} threads)"
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+_PRECISION: dict[str, str] = {}  # the session's resolved precision, set by the plugin
+
+
+def measure_cpu_bf16_speedup(steps: int = 4) -> float:
+    """Training images/s of bf16 autocast + channels_last over fp32 on this CPU (a quarter-width part 6
+    ConvNet, Adam, batch 100): above 1 where the processor runs bf16 natively, below where it emulates it."""
+    import time
+
+    from fixtures.models import make_convnet4
+
+    def rate(bf16: bool) -> float:
+        g = torch.Generator().manual_seed(0)
+        model = make_convnet4(width=0.25)
+        x = torch.randn(100, 1, 28, 28, generator=g)
+        y = torch.randint(0, 10, (100,), generator=g)
+        if bf16:
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters())
+        ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+        for k in range(steps + 2):
+            if k == 2:
+                t0 = time.perf_counter()
+            with ctx():
+                loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return steps / (time.perf_counter() - t0)
+
+    return rate(True) / rate(False)
+
+
+def set_precision(spec: str | None, device: torch.device) -> str:
+    """Resolve ``--precision``: fp32, bf16 (autocast, with channels_last convolutions), or auto = bf16 on CUDA,
+    and on the CPU bf16 only where a short measurement shows it faster than fp32. Not given: bf16 on CUDA,
+    fp32 on the CPU. Returns the choice."""
+    spec = (spec or os.environ.get("CLAIMBENCH_PRECISION") or "").strip().lower()
+    if not spec:  # not asked for: bf16 on CUDA, exact fp32 on the CPU (what the published cpu runs used)
+        spec = "bf16" if device.type == "cuda" else "fp32"
+    if spec not in PRECISIONS:
+        raise UsageError(f"unknown precision {spec!r}; valid values: {', '.join(PRECISIONS)}")
+    if spec == "auto":
+        spec = "bf16" if device.type == "cuda" else ("bf16" if measure_cpu_bf16_speedup() > 1.15 else "fp32")
+    _PRECISION["mode"] = spec
+    return spec
+
+
+def precision(device: torch.device | None = None) -> str:
+    """The session's precision; unset (outside the plugin): bf16 on CUDA, fp32 on the CPU."""
+    if "mode" in _PRECISION:
+        return _PRECISION["mode"]
+    return "bf16" if device is not None and device.type == "cuda" else "fp32"
+
+
 def autocast(device: torch.device) -> ContextManager:
-    """bf16 autocast on CUDA (the posts' scale runs there); exact fp32 on CPU for bit-reproducibility."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast when the session's precision is bf16 (the default on CUDA); exact fp32 otherwise (on the
+    CPU with a fixed thread count, a seed then gives bit-identical results)."""
+    if precision(device) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
+def channels_last(device: torch.device) -> bool:
+    """NHWC convolutions: on CUDA (tensor cores) and wherever bf16 runs (oneDNN's fast path on the CPU)."""
+    return device.type == "cuda" or precision(device) == "bf16"
+
+
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """Move a model to the device; on CUDA use channels_last memory format for its convolutions."""
+    """Move a model to the device, with channels_last memory format where that pays (see ``channels_last``)."""
     model = model.to(device)
-    if device.type == "cuda":
+    if channels_last(device):
         model = model.to(memory_format=torch.channels_last)
     return model
 
@@ -102,6 +164,7 @@ def environment(device_label: str) -> dict[str, Any]:
     the CPU model with the thread count."""
     v = versions()
     return {"machine_id": _machine_id(), "device": device_label, "threads": torch.get_num_threads(),
+            "precision": _PRECISION.get("mode", "default (bf16 on CUDA, fp32 on the CPU)"),
             "torch": v["torch"], "torchvision": v["torchvision"], "cuda": v["cuda"], "python": v["python"],
             "numpy": v["numpy"]}
 

@@ -30,7 +30,7 @@ import torch
 from harness import progress
 from harness import report as report_mod
 from harness.claims import CATALOGUE, Case, get_claim, parse_claim_ids
-from harness.device import device_name, resolve_device, versions
+from harness.device import device_name, precision, resolve_device, set_precision, versions
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
 from harness.records import Figure, Table, as_stored
 from harness.store import Store, git_info, now_utc
@@ -59,6 +59,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="seeds for every arm: a count (5), a list (0,3,7) or a range (10-14) "
                      "(env CLAIMBENCH_SEEDS; default: each claim's budget for the profile)")
     g.addoption("--device", default=None, help="auto | cpu | cuda | cuda:N (env CLAIMBENCH_DEVICE)")
+    g.addoption("--precision", default=None,
+                help="fp32 | bf16 | auto (env CLAIMBENCH_PRECISION; default: bf16 autocast on CUDA, fp32 on the "
+                     "CPU; auto: on the CPU bf16 only where a short measurement at start shows it faster)")
     g.addoption("--data-dir", default=None,
                 help="folder holding the datasets (env CLAIMBENCH_DATA_DIR; default: the user cache folder, "
                      "~/.cache/claimbench/data, where downloads go)")
@@ -182,7 +185,8 @@ class ClaimContext:
 
     def _deviation(self) -> str:
         """The budget's departure from the posts, plus what the device adds (bf16 autocast on CUDA)."""
-        extra = "trained under bf16 autocast on CUDA (the posts: fp32)" if self.device.type == "cuda" else ""
+        extra = ("trained under bf16 autocast with channels_last convolutions (the posts: fp32)"
+                 if precision(self.device) == "bf16" else "")
         return "; ".join(x for x in (self.budget.deviation, extra) if x)
 
     def not_run(self, reason_kind: str, detail: str) -> NoReturn:
@@ -269,6 +273,7 @@ def pytest_configure(config: pytest.Config) -> None:
         seeds = parse_seeds(opt("--seeds") if opt("--seeds") is not None
                             else os.environ.get("CLAIMBENCH_SEEDS"))
         device = resolve_device(opt("--device"))
+        set_precision(opt("--precision"), device)
         claims = parse_claim_ids(opt("--claims"))
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
@@ -325,7 +330,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     seeds = ",".join(map(str, s.seeds)) if s.seeds is not None else "per-claim budget"
     return [
         f"claimbench: profile={s.profile.name} ({s.profile.description})",
-        f"claimbench: device={s.device} [{s.device_name}] seeds={seeds}",
+        f"claimbench: device={s.device} [{s.device_name}] precision={precision(s.device)} seeds={seeds}",
         f"claimbench: torch {v['torch']}, torchvision {v['torchvision']}, CUDA {v['cuda']}, "
         f"numpy {v['numpy']}, python {v['python']}",
         f"claimbench: data-dir={s.data_dir or '(none)'} download={'on' if s.allow_download else 'off (offline)'} "

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.device import autocast, synchronize
+from harness.device import autocast, channels_last, synchronize
 from harness.progress import Progress
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -44,8 +44,8 @@ class TrainConfig:
     drop_last: bool = True
     eval_every: Optional[int] = None  # steps between evaluations; None = each epoch (epochs) / end (steps)
     eval_batch_size: int = 1000
-    use_autocast: bool = True  # bf16 on CUDA; no effect on CPU
-    channels_last: bool = False  # NHWC batches for 4-D inputs on CUDA (tensor-core friendly convs)
+    use_autocast: bool = True  # bf16 when the session's precision is bf16 (the default on CUDA)
+    channels_last: bool = False  # NHWC batches for 4-D inputs where the device takes them (CUDA, or bf16)
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
@@ -204,7 +204,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
             x, y = x_all[idx], y_all[idx]
             if transform is not None:
                 x = transform(x, generator)
-            if cfg.channels_last and device.type == "cuda" and x.dim() == 4:
+            if cfg.channels_last and channels_last(device) and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device) if cfg.use_autocast else contextlib.nullcontext():
                 out = model(x)

@@ -111,3 +111,30 @@ def test_the_full_profile_never_falls_back_to_the_cpu_silently(tmp_path):
     if "CUDA" in auto.stdout.split("claimbench: device=")[1].splitlines()[0]:
         return  # a GPU is visible: nothing to fall back from
     assert auto.returncode == 0 and "not run (device)" in auto.stdout and "--device cpu" in auto.stdout, auto.stdout
+
+
+def test_precision_is_a_choice_recorded_with_every_run(tmp_path, monkeypatch):
+    import torch
+
+    from harness import device as dev
+    from harness.store import Store
+
+    monkeypatch.setattr(dev, "_PRECISION", {})
+    with pytest.raises(UsageError, match="unknown precision 'fp8'"):
+        dev.set_precision("fp8", torch.device("cpu"))
+    assert dev.set_precision(None, torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 0.7)  # a CPU that emulates bf16
+    assert dev.set_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 3.2)  # one that runs it natively
+    assert dev.set_precision("auto", torch.device("cpu")) == "bf16"
+    assert dev.autocast(torch.device("cpu")).fast_dtype == torch.bfloat16 and dev.channels_last(torch.device("cpu"))
+    store, calls = Store(tmp_path), []
+
+    def run():
+        return store.run(experiment="e", profile="cpu", arm="a", config={}, seed=0, device="cpu", device_name="CPU",
+                         fn=lambda: calls.append(1) or {})
+
+    bf16 = run()
+    dev.set_precision("fp32", torch.device("cpu"))
+    fp32 = run()
+    assert calls == [1, 1] and bf16["env"]["precision"] == "bf16" and fp32["env"]["precision"] == "fp32"
