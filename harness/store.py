@@ -17,6 +17,7 @@ stops reading with an error that names the file and the line.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import fcntl
 import hashlib
@@ -256,6 +257,27 @@ class Store:
             return {**session[(h, seed)], "resumed": True}
         env = environment(device_name)
         env_h = environment_hash(env)
+        # One process trains a given run at a time: a second one that asks for it waits for the first and then
+        # finds it stored (exactly once across processes sharing the store, e.g. pytest-xdist workers).
+        with self._run_lock(f"{experiment}-{profile}-{h}-{seed}-{env_h}"):
+            return self._run_locked(experiment, profile, arm, config, seed, device, device_name, fn, fresh,
+                                    session, h, env, env_h)
+
+    @contextlib.contextmanager
+    def _run_lock(self, key: str):
+        lock_dir = self.root / "locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        path = lock_dir / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if this process dies: a dead worker's run
+            yield                           # is simply trained by the next one that asks for it
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _run_locked(self, experiment, profile, arm, config, seed, device, device_name, fn, fresh, session, h, env,
+                    env_h) -> dict:
         if not fresh:  # resume only what this environment finished (machine, device, threads, versions)
             done = self.find_run(experiment, profile, h, seed, env_hash=env_h)
             if done is not None and done.get("run_id"):

@@ -227,3 +227,31 @@ def test_fresh_trains_each_run_once_per_session(tmp_path):
 
     first, second = fresh_run(), fresh_run()
     assert calls == [0, 0] and first["run_id"] == second["run_id"] and second["resumed"]
+
+
+CONCURRENT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, sys.argv[1])
+    from harness.store import Store
+    store = Store(sys.argv[2])
+
+    def fn():
+        with open(sys.argv[3], "a") as f:
+            f.write("trained\\n")
+        time.sleep(1.0)
+        return {"metrics": {"v": 1.0}}
+
+    rec = store.run(experiment="e", profile="cpu", arm="a", config={}, seed=0, device="cpu", device_name="CPU", fn=fn)
+    print(rec["run_id"])
+""")
+
+
+def test_two_processes_asking_for_one_run_train_it_once(tmp_path):
+    """Exactly once across processes sharing a store (pytest-xdist workers, two terminals): the second waits
+    for the first and then resumes its stored run."""
+    marker = tmp_path / "trained.txt"
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT, str(ROOT), str(tmp_path / "store"), str(marker)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    ids = {p.communicate(timeout=120)[0].strip() for p in procs}
+    assert marker.read_text().count("trained") == 1 and len(ids) == 1
+    assert len([r for r in Store(tmp_path / "store").records() if r["kind"] == "run"]) == 1
