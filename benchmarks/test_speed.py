@@ -90,3 +90,34 @@ def test_circle_renderer_speedup_target(claimbench):
     speed = renderer_speed()
     ratios = {k: speed["reference_ms"] / speed[k] for k in ("fast_ms", "fast_various_ms")}
     assert min(ratios.values()) >= 100, f"fast renderer speed-up {ratios} (target >= 100x)"
+
+
+@pytest.mark.benchmark(group="stacked_seeds")
+@pytest.mark.parametrize("mode", ["run_by_run", "stacked"])
+def test_stacked_vs_run_by_run(benchmark, mode, claimbench):
+    """Training images/s of 4 seeds of the part 6 ConvNet (batch 100, Adam): one after another, or stacked
+    with torch.func (harness.stacked). On the CPU stacking is compute-bound; it is meant for GPUs."""
+    from fixtures.models import init_convnet4, make_convnet4
+    from harness.stacked import train_stacked
+
+    device = claimbench.device
+    width = 1.0 if device.type == "cuda" else 0.25
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1100, 1, 28, 28, generator=g).to(device)
+    y = torch.randint(0, 10, (1100,), generator=g).to(device)
+    steps, seeds = 10, 4
+
+    def models():
+        return [init_convnet4(make_convnet4(width=width), "he_xavier", torch.Generator().manual_seed(s)).to(device)
+                for s in range(seeds)]
+
+    def run_by_run():
+        for model in models():
+            train(model, torch.optim.Adam(model.parameters()), (x, y), None,
+                  TrainConfig(steps=steps, batch_size=100, order="contiguous"), generator=g, label="run-by-run")
+
+    def stacked():
+        train_stacked(models(), lambda p: torch.optim.Adam(p), x, y, steps=steps, batch_size=100)
+
+    benchmark.pedantic(run_by_run if mode == "run_by_run" else stacked, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["images_per_round"] = steps * seeds * 100
