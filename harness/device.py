@@ -100,6 +100,19 @@ def set_precision(spec: str | None, device: torch.device) -> str:
     return spec
 
 
+def set_deterministic(on: bool) -> None:
+    """``--deterministic``: deterministic algorithms everywhere (an op without one raises, naming itself),
+    cuDNN without autotuning, and cuBLAS's fixed workspace, which must be set before the first cuBLAS call,
+    so the plugin calls this at configure time. Recorded in every run's environment."""
+    _PRECISION["deterministic"] = "1" if on else ""
+    if not on:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
 def precision(device: torch.device | None = None) -> str:
     """The session's precision; unset (outside the plugin): bf16 on CUDA, fp32 on the CPU."""
     if "mode" in _PRECISION:
@@ -165,6 +178,7 @@ def environment(device_label: str) -> dict[str, Any]:
     v = versions()
     return {"machine_id": _machine_id(), "device": device_label, "threads": torch.get_num_threads(),
             "precision": _PRECISION.get("mode", "default (bf16 on CUDA, fp32 on the CPU)"),
+            "deterministic": bool(_PRECISION.get("deterministic")),
             "torch": v["torch"], "torchvision": v["torchvision"], "cuda": v["cuda"], "python": v["python"],
             "numpy": v["numpy"]}
 

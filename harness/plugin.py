@@ -30,7 +30,8 @@ import torch
 from harness import progress
 from harness import report as report_mod
 from harness.claims import CATALOGUE, Case, get_claim, parse_claim_ids
-from harness.device import device_name, precision, resolve_device, set_precision, versions
+from harness.device import (device_name, precision, resolve_device, set_deterministic, set_precision,
+                            versions)
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
 from harness.records import Figure, Table, as_stored
 from harness.store import Store, git_info, now_utc
@@ -62,6 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--precision", default=None,
                 help="fp32 | bf16 | auto (env CLAIMBENCH_PRECISION; default: bf16 autocast on CUDA, fp32 on the "
                      "CPU; auto: on the CPU bf16 only where a short measurement at start shows it faster)")
+    g.addoption("--deterministic", action="store_true", default=None,
+                help="deterministic algorithms (cuBLAS workspace, no cuDNN autotuning) for audits; slower on CUDA "
+                     "(env CLAIMBENCH_DETERMINISTIC=1)")
     g.addoption("--data-dir", default=None,
                 help="folder holding the datasets (env CLAIMBENCH_DATA_DIR; default: the user cache folder, "
                      "~/.cache/claimbench/data, where downloads go)")
@@ -274,6 +278,7 @@ def pytest_configure(config: pytest.Config) -> None:
                             else os.environ.get("CLAIMBENCH_SEEDS"))
         device = resolve_device(opt("--device"))
         set_precision(opt("--precision"), device)
+        set_deterministic(bool(opt("--deterministic")) or _env_flag("CLAIMBENCH_DETERMINISTIC"))
         claims = parse_claim_ids(opt("--claims"))
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None

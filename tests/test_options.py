@@ -138,3 +138,13 @@ def test_precision_is_a_choice_recorded_with_every_run(tmp_path, monkeypatch):
     dev.set_precision("fp32", torch.device("cpu"))
     fp32 = run()
     assert calls == [1, 1] and bf16["env"]["precision"] == "bf16" and fp32["env"]["precision"] == "fp32"
+
+
+def test_deterministic_mode_is_recorded_with_the_runs(tmp_path):
+    import json
+
+    r = _pytest("benchmarks/test_params.py", "-k", "ltfn9_checkpoint_184mb", "--profile", "smoke", "--deterministic",
+                "--report-dir", str(tmp_path), "-p", "no:cacheprovider")
+    assert r.returncode == 0, r.stdout + r.stderr
+    runs = [json.loads(x) for x in (tmp_path / "store" / "runs.jsonl").read_text().splitlines()]
+    assert {x["env"]["deterministic"] for x in runs if x["kind"] == "run"} == {True}
