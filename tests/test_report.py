@@ -94,7 +94,9 @@ def test_changing_a_rule_re_derives_without_training_and_marks_the_revision(tmp_
     assert f"hash `{stricter.hash}`" in page and "rule revised after data" in page and before.hash in page
     cpu = (tmp_path / "out" / "README.md").read_text().split("## Profile `cpu`")[1]
     row = next(line for line in cpu.splitlines() if "ltfn9_checkpoint_184mb" in line)
-    assert "not reproduced; rule revised after data, earlier: reproduced" in row
+    assert "not reproduced; rule revised after data, earlier:" in row
+    earlier_row = next(line for line in page.splitlines() if f"| {before.hash} |" in line)
+    assert "| reproduced " in earlier_row  # the rule the runs were first decided by, its verdict beside
 
 
 def test_verify_fails_when_a_page_is_edited_by_hand(tmp_path, capsys):
