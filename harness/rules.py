@@ -37,14 +37,10 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
+from harness.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED
 
 ALPHA = 0.05
 MIN_SEEDS = 5  # per arm, for a comparative hypothesis decided by a test
-
-REPRODUCED = "reproduced"
-NOT_REPRODUCED = "not_reproduced"
-INCONCLUSIVE = "inconclusive"
-NOT_RUN = "not_run"
 
 
 @dataclass(frozen=True)
@@ -369,13 +365,12 @@ class Greater(Rule):
             lo, hi = stats.t_ci(d)
             sd = float(np.std(d, ddof=1))
         else:
-            lo, hi = _welch_ci(x, y)
+            lo, hi = stats.welch_ci(x, y)
             sd = math.sqrt((np.var(x, ddof=1) + np.var(y, ddof=1)) / 2)
         p_adj, level = (adjusted or {}).get(_start, (p, ALPHA))
         diff = float(x.mean() - y.mean())
         n = min(x.size, y.size)
-        mdd = (stats.min_detectable_difference(sd, n, alpha=level) if not self.paired
-               else _paired_mdd(sd, n, level))
+        mdd = stats.min_detectable_difference(sd, n, alpha=level, paired=self.paired)
         obs = (f"diff {_fmt(diff, du)} [{_fmt(lo, du)}, {_fmt(hi, du)}], p = {p:.3g}, Holm p = {p_adj:.3g}; "
                f"MDD at level {level:.3g}: {_fmt(mdd, du)}")
         if p_adj < ALPHA and lo > self.margin:
@@ -387,36 +382,6 @@ class Greater(Rule):
             obs += " (underpowered)"
         verdict = {True: REPRODUCED, False: NOT_REPRODUCED, None: INCONCLUSIVE}[passed]
         return Result(verdict, [Check(title, expected, obs, passed, p_raw=p, p_adj=p_adj)], ours)
-
-
-def _welch_ci(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    from scipy import stats as st
-
-    vx, vy = np.var(x, ddof=1) / x.size, np.var(y, ddof=1) / y.size
-    se = math.sqrt(vx + vy)
-    d = float(x.mean() - y.mean())
-    if se == 0:
-        return d, d
-    dof = (vx + vy) ** 2 / (vx ** 2 / (x.size - 1) + vy ** 2 / (y.size - 1))
-    h = float(st.t.ppf(0.5 + level / 2, dof)) * se
-    return d - h, d + h
-
-
-def _paired_mdd(sd: float, n: int, alpha: float, power_target: float = 0.8) -> float:
-    """Smallest mean paired difference a one-sided one-sample t-test detects with 80% power."""
-    from scipy import stats as st
-
-    if n < 2 or sd <= 0:
-        return 0.0 if n >= 2 else float("nan")
-    crit = st.t.ppf(1 - alpha, n - 1)
-    lo, hi = 0.0, 100.0
-    for _ in range(80):
-        mid = (lo + hi) / 2
-        if st.nct.sf(crit, n - 1, mid * math.sqrt(n)) >= power_target:
-            hi = mid
-        else:
-            lo = mid
-    return hi * sd
 
 
 @dataclass(frozen=True)

@@ -210,10 +210,10 @@ def within_band(x: ArrayLike, low: float, high: float, level: float = 0.95) -> s
     return "undecided"
 
 
-def _power_t(d: float, n: int, alpha: float, alternative: str) -> float:
-    """Power of the two-sample t-test with n per arm at standardised effect d (noncentral t)."""
-    dof = 2 * n - 2
-    nc = d * math.sqrt(n / 2)
+def _power_t(d: float, n: int, alpha: float, alternative: str, paired: bool = False) -> float:
+    """Power of the t-test at standardised effect d (noncentral t): two samples of n, or (``paired``) n
+    paired differences with d = mean difference / sd of the differences."""
+    dof, nc = (n - 1, d * math.sqrt(n)) if paired else (2 * n - 2, d * math.sqrt(n / 2))
     if alternative == "two-sided":
         crit = st.t.ppf(1 - alpha / 2, dof)
         return float(st.nct.sf(crit, dof, nc) + st.nct.cdf(-crit, dof, nc))
@@ -242,18 +242,32 @@ def seeds_needed(delta: float, sd: float, power_target: float = 0.8, alpha: floa
 
 
 def min_detectable_difference(sd: float, n: int, power_target: float = 0.8, alpha: float = 0.05,
-                              alternative: str = "greater") -> float:
-    """Smallest true difference the run could detect with the given power (bisection on d)."""
+                              alternative: str = "greater", paired: bool = False) -> float:
+    """Smallest true difference the run could detect with the given power (bisection on d); ``paired``: n
+    paired differences whose sd is ``sd``."""
     if n < 2 or sd <= 0:
         return float("nan") if n < 2 else 0.0
     lo, hi = 0.0, 100.0
     for _ in range(80):
         mid = (lo + hi) / 2
-        if _power_t(mid, n, alpha, alternative) >= power_target:
+        if _power_t(mid, n, alpha, alternative, paired) >= power_target:
             hi = mid
         else:
             lo = mid
     return hi * sd
+
+
+def welch_ci(x: ArrayLike, y: ArrayLike, level: float = 0.95) -> tuple[float, float]:
+    """Welch-Satterthwaite t-interval of mean(x) - mean(y)."""
+    a, b = _arr(x), _arr(y)
+    va, vb = np.var(a, ddof=1) / a.size, np.var(b, ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    d = float(a.mean() - b.mean())
+    if se == 0:
+        return d, d
+    dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    h = float(st.t.ppf(0.5 + level / 2, dof)) * se
+    return d - h, d + h
 
 
 def min_mann_whitney_p(n_a: int, n_b: int) -> float:

@@ -126,3 +126,13 @@ def test_one_sample_matches_scipy():
 def test_compare_with_one_seed_is_undefined_not_an_error():
     comp = stats.compare([0.9], [0.8], paired=True)
     assert comp.diff == pytest.approx(0.1) and math.isnan(comp.welch.p) and math.isnan(comp.mdd)
+
+
+def test_paired_mdd_and_welch_interval():
+    """The paired MDD inverts the one-sample power; the Welch interval matches scipy's."""
+    mdd = stats.min_detectable_difference(sd=0.01, n=5, alpha=0.01, paired=True)
+    crit = st.t.ppf(1 - 0.01, 4)
+    assert st.nct.sf(crit, 4, mdd / 0.01 * math.sqrt(5)) == pytest.approx(0.8, abs=1e-3)
+    a, b = np.array([0.9, 0.91, 0.93, 0.92, 0.95]), np.array([0.8, 0.84, 0.81, 0.86, 0.83, 0.85])
+    ci = st.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert stats.welch_ci(a, b) == pytest.approx((ci.low, ci.high))
