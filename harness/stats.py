@@ -199,17 +199,6 @@ def tost(x: ArrayLike, low: float, high: float) -> float:
     return float(max(p_low, p_high))
 
 
-def within_band(x: ArrayLike, low: float, high: float, level: float = 0.95) -> str:
-    """Equivalence check for "about X" claims: 'inside' when the CI of the mean lies inside the band,
-    'outside' when the CI lies wholly outside it, 'undecided' otherwise."""
-    lo, hi = t_ci(x, level)
-    if lo >= low and hi <= high:
-        return "inside"
-    if hi < low or lo > high:
-        return "outside"
-    return "undecided"
-
-
 def _power_t(d: float, n: int, alpha: float, alternative: str, paired: bool = False) -> float:
     """Power of the t-test at standardised effect d (noncentral t): two samples of n, or (``paired``) n
     paired differences with d = mean difference / sd of the differences."""
@@ -281,49 +270,3 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
         raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
     r = st.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
     return (float(r.low), float(r.high))
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Everything the protocol asks to report for "A beats B" over seeds."""
-
-    n_a: int
-    n_b: int
-    mean_a: float
-    mean_b: float
-    diff: float
-    diff_ci: tuple[float, float]  # BCa bootstrap
-    welch: TestResult
-    mann_whitney: TestResult
-    paired_t: TestResult | None
-    wilcoxon: TestResult | None
-    hedges_g: float
-    p_superiority: float
-    mdd: float  # smallest difference detectable at 80% power with this n and pooled sd
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def compare(a: ArrayLike, b: ArrayLike, alternative: str = "greater", paired: bool = False) -> Comparison:
-    """Primary (Welch) and robustness (Mann–Whitney, BCa CI, paired tests) statistics for A vs B."""
-    x, y = _arr(a), _arr(b)
-    if paired and x.size != y.size:
-        raise ValueError("paired comparison needs the same seeds in both arms")
-    if min(x.size, y.size) < 2:  # no spread, no test: everything but the difference is undefined
-        nan = float("nan")
-        d = float(x.mean() - y.mean())
-        none = lambda name: TestResult(name, nan, nan, alternative)  # noqa: E731
-        return Comparison(int(x.size), int(y.size), float(x.mean()), float(y.mean()), d, (d, d),
-                          none("welch_t"), none("mann_whitney_u"), none("paired_t") if paired else None,
-                          none("wilcoxon") if paired else None, nan, prob_superiority(x, y), nan)
-    pooled_sd = math.sqrt((np.var(x, ddof=1) + np.var(y, ddof=1)) / 2) if min(x.size, y.size) > 1 else 0.0
-    return Comparison(
-        n_a=int(x.size), n_b=int(y.size), mean_a=float(x.mean()), mean_b=float(y.mean()),
-        diff=float(x.mean() - y.mean()), diff_ci=bootstrap_diff_ci(x, y, paired=paired),
-        welch=welch(x, y, alternative), mann_whitney=mann_whitney(x, y, alternative),
-        paired_t=paired_t(x, y, alternative) if paired else None,
-        wilcoxon=wilcoxon(x, y, alternative) if paired else None,
-        hedges_g=hedges_g(x, y), p_superiority=prob_superiority(x, y),
-        mdd=min_detectable_difference(pooled_sd, min(x.size, y.size), alternative=alternative),
-    )
