@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import stats
-from harness.decide import arms_of, derive_profile, frame, run_index
+from harness.decide import arms_of, derive_profile, frame, latest_decided, run_index
 from harness.rulebook import decision
 from harness.store import STORE_FILE, Store, StoreCorruptError
 from harness.verdict import LABELS
@@ -55,11 +55,7 @@ def load_side(spec: str) -> Side:
 
 def _headline(records: list[dict], profile: str, key: tuple[str, str]) -> np.ndarray | None:
     """Per-seed values of the first term of the claim's rule, from the latest decided verdict's runs."""
-    latest = None
-    for r in records:
-        if r.get("kind") == "verdict" and r.get("profile") == profile and (r["claim_id"], r.get("variant", "")) == key \
-                and r.get("arms"):
-            latest = r
+    latest = latest_decided(records, profile)[0].get(key)
     d = decision(key[0], key[1], profile)
     if latest is None or d is None:
         return None

@@ -134,11 +134,9 @@ def arms_of(verdict_rec: dict, runs: dict[str, dict]) -> dict[str, list[dict]]:
     return out
 
 
-def derive_profile(records: list[dict], profile: str, extra: dict[tuple[str, str], pd.DataFrame] | None = None,
-                   ) -> dict[tuple[str, str], Derived]:
-    """Re-derive every decided verdict of a profile from the store's records (latest decided verdict per
-    claim and variant, plus ``extra`` frames not stored yet), Holm across the profile."""
-    runs = run_index(records)
+def latest_decided(records: list[dict], profile: str) -> tuple[dict[tuple[str, str], dict], dict]:
+    """Per (claim, variant): the latest verdict record that names its runs, and every rule the store's verdicts
+    of it were decided by."""
     latest: dict[tuple[str, str], dict] = {}
     rules_seen: dict[tuple[str, str], list[dict]] = {}
     for r in records:
@@ -149,6 +147,16 @@ def derive_profile(records: list[dict], profile: str, extra: dict[tuple[str, str
             rules_seen.setdefault(key, []).append(r["rule"])
         if r.get("arms"):
             latest[key] = r
+    return latest, rules_seen
+
+
+def derive_profile(records: list[dict], profile: str, extra: dict[tuple[str, str], pd.DataFrame] | None = None,
+                   only: tuple[str, str] | None = None) -> dict[tuple[str, str], Derived]:
+    """Re-derive every decided verdict of a profile from the store's records (latest decided verdict per
+    claim and variant, plus ``extra`` frames not stored yet), Holm across the profile. ``only``: derive that
+    claim alone (the others still give their p-values to the Holm family)."""
+    runs = run_index(records)
+    latest, rules_seen = latest_decided(records, profile)
     frames = {k: frame(arms_of(v, runs)) for k, v in latest.items() if (k in RULES)}
     frames.update(extra or {})
     raw = {}
@@ -156,7 +164,7 @@ def derive_profile(records: list[dict], profile: str, extra: dict[tuple[str, str
         raw[(cid, var)] = pvalues(rule_for(cid, var, profile).rule, df)
     adjusted = adjust_family(profile, raw)
     return {(cid, var): derive(cid, var, profile, df, adjusted.get((cid, var)), rules_seen.get((cid, var), []))
-            for (cid, var), df in frames.items()}
+            for (cid, var), df in frames.items() if only is None or (cid, var) == only}
 
 
 def as_fields(dv: Derived) -> dict[str, Any]:

@@ -210,7 +210,7 @@ class ClaimContext:
         key = (self.case.claim_id, self.case.variant)
         df = D.frame(arms)
         records = self.bench.store.records()
-        derived = D.derive_profile(records, self.profile, extra={key: df})[key]
+        derived = D.derive_profile(records, self.profile, extra={key: df}, only=key)[key]
         fields = D.as_fields(derived)
         fields["rule"] = D.rule_for(*key, self.profile).rule.to_dict()
         if fields["verdict"] == NOT_RUN:
