@@ -35,7 +35,7 @@ from harness.device import (device_name, precision, resolve_device, set_determin
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
 from harness.records import Figure, Table, as_stored
 from harness.store import Store, git_info, now_utc
-from harness.verdict import LABELS, NOT_RUN
+from harness.verdict import LABELS, NOT_RUN, NOT_RUN_REASONS, VERDICTS
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_KEY = pytest.StashKey["ClaimBench"]()
@@ -195,6 +195,8 @@ class ClaimContext:
 
     def not_run(self, reason_kind: str, detail: str) -> NoReturn:
         """The claim cannot run here (data, weights, device, ...): recorded, and the test is skipped."""
+        if reason_kind not in NOT_RUN_REASONS:
+            raise ValueError(f"a 'not run' verdict needs a reason among {NOT_RUN_REASONS}, not {reason_kind!r}")
         self._store_and_report({"verdict": NOT_RUN, "not_run_reason": reason_kind, "reason": detail,
                                 "ours": "-", "checks": []}, {}, [], [], [])
         raise AssertionError("unreachable")  # skipped above
@@ -222,6 +224,8 @@ class ClaimContext:
     def _store_and_report(self, fields: dict, arm_ids: dict, tables: list, figures: list, notes: list) -> None:
         claim = self.claim
         verdict = fields["verdict"]
+        if verdict not in VERDICTS:
+            raise ValueError(f"unknown verdict {verdict!r}; valid: {', '.join(VERDICTS)}")
         smoke_note = ""
         if not self.bench.profile.gives_verdicts and verdict != NOT_RUN:
             smoke_note = LABELS[verdict]
