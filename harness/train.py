@@ -122,8 +122,9 @@ def evaluate_while_training(model: nn.Module, optimizer: torch.optim.Optimizer, 
     return {"loss": total_loss / n, "acc": correct / n, "error_rate": 1 - correct / n}
 
 
-def _batches(n: int, cfg: TrainConfig, generator: torch.Generator):
-    """Yield (epoch_index, index tensor or slice) for every optimiser step of the run."""
+def _batches(n: int, cfg: TrainConfig, generator: torch.Generator, device: torch.device | None = None):
+    """Yield (epoch_index, index tensor or slice) for every optimiser step of the run. Each epoch's order is
+    drawn on the host (the same numbers on every device) and copied to the device once."""
     bs = cfg.batch_size
     if cfg.order == "contiguous":
         total = cfg.steps if cfg.steps is not None else cfg.epochs * max(1, n // bs)
@@ -139,7 +140,7 @@ def _batches(n: int, cfg: TrainConfig, generator: torch.Generator):
     k = 0
     epoch = 0
     while k < total:
-        perm = torch.randperm(n, generator=generator)
+        perm = torch.randperm(n, generator=generator).to(device)
         for b in range(per_epoch):
             if k >= total:
                 return
@@ -200,7 +201,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
     step = 0
     epoch_index = 0
     with Progress(total, label) as bar:
-        for epoch_index, idx in _batches(n, cfg, generator):
+        for epoch_index, idx in _batches(n, cfg, generator, device):
             x, y = x_all[idx], y_all[idx]
             if transform is not None:
                 x = transform(x, generator)

@@ -136,6 +136,23 @@ def test_dihedral_gives_the_eight_symmetries():
     assert torch.equal(out[0], x[0])
 
 
+def test_dihedral_gather_equals_the_flip_and_transpose_definition():
+    """The gather is the same map as the definition (bit 0 flips x, bit 1 flips y, bit 2 transposes first),
+    on a batch with every code several times and on channels_last input."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, 9, 9, generator=g)
+    k = torch.randint(0, 8, (40,), generator=g)
+    want = []
+    for img, code in zip(x, k.tolist()):
+        v = img.transpose(-1, -2) if code & 4 else img
+        v = v.flip(-1) if code & 1 else v
+        want.append(v.flip(-2) if code & 2 else v)
+    assert torch.equal(R.dihedral(x, k), torch.stack(want))
+    assert torch.equal(R.dihedral(x.contiguous(memory_format=torch.channels_last), k), torch.stack(want))
+    with pytest.raises(ValueError, match="square"):
+        R.dihedral(torch.zeros(2, 1, 4, 5), torch.zeros(2, dtype=torch.long))
+
+
 def test_lr_find_restores_the_model_and_stops_on_divergence():
     bank = _bank(12)
     labels = torch.tensor([0, 1] * 6)
