@@ -69,8 +69,8 @@ DEVIATION = {
            "5,000; 6 fine-tuning epochs instead of 15 and 7 Part II epochs instead of 15",
     "full": "",
 }
-SEEDS = {"smoke": 1, "cpu": 3, "full": 3}
-ABLATION_SEEDS = {"smoke": 1, "cpu": 2, "full": 2}
+SEEDS = {"smoke": 1, "cpu": 5, "full": 5}  # at least 5 seeds per compared arm (STATISTICS.md)
+ABLATION_SEEDS = {"smoke": 1, "cpu": 5, "full": 5}
 BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
 ABLATION_BUDGETS = {p: Budget(seeds=ABLATION_SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
 POSTS_CLAIMS = ("counting_1to5_baseline_86pct", "counting_1to5_finetune_99pct", "counting_45to50_near_chance",

@@ -30,7 +30,8 @@ import torch
 from harness import progress
 from harness import report as report_mod
 from harness.claims import CATALOGUE, Case, get_claim, parse_claim_ids
-from harness.device import (device_name, precision, resolve_device, set_deterministic, set_precision,
+from harness.device import (device_name, precision, precision_note, precision_override, resolve_device,
+                             set_deterministic, set_precision,
                             versions)
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
 from harness.records import Figure, Table, as_stored
@@ -61,8 +62,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "(env CLAIMBENCH_SEEDS; default: each claim's budget for the profile)")
     g.addoption("--device", default=None, help="auto | cpu | cuda | cuda:N (env CLAIMBENCH_DEVICE)")
     g.addoption("--precision", default=None,
-                help="fp32 | bf16 | auto (env CLAIMBENCH_PRECISION; default: bf16 autocast on CUDA, fp32 on the "
-                     "CPU; auto: on the CPU bf16 only where a short measurement at start shows it faster)")
+                help="fp32 | bf16 | auto (env CLAIMBENCH_PRECISION; default: fp32 at the smoke profile, auto "
+                     "otherwise; auto: bf16 autocast with channels_last on CUDA, and on the CPU only where a short "
+                     "measurement at start shows it at least 1.15x faster than fp32). Under bf16 each family "
+                     "also trains one fp32 control seed, shown beside the bf16 seeds")
     g.addoption("--deterministic", action="store_true", default=None,
                 help="deterministic algorithms (cuBLAS workspace, no cuDNN autotuning) for audits; slower on CUDA "
                      "(env CLAIMBENCH_DETERMINISTIC=1)")
@@ -113,6 +116,7 @@ class ClaimBench:
     announce: Callable[[str], None] = print
     session_verdicts: list[dict] = field(default_factory=list)
     session_runs: dict = field(default_factory=dict)  # runs this session trained or resumed, each trained once
+    controlled_families: set = field(default_factory=set)  # families with their fp32 control seed this session
     collected_claims: set[str] = field(default_factory=set)
     report_error: str = ""
     planned: int = 0  # claim tests selected for this session
@@ -151,6 +155,7 @@ class ClaimContext:
     budget: Budget
     seeds: tuple[int, ...]
     label: str = ""  # said beside the verdict, e.g. "user-supplied weights, not the posts'"
+    _calls: dict = field(default_factory=dict)  # run id -> how it was asked for (to train its fp32 control)
 
     @property
     def claim(self):
@@ -178,10 +183,29 @@ class ClaimContext:
                    "variant": self.case.variant, **(config or {})}
         else:
             cfg = dict(config or {})
-        return self.bench.store.run(experiment=experiment or self.case.claim_id, profile=self.profile, arm=arm,
-                                    config=cfg, seed=seed, device=str(self.device),
-                                    device_name=self.bench.device_name, fn=fn, fresh=self.bench.fresh,
-                                    session=self.bench.session_runs)
+        call = dict(experiment=experiment or self.case.claim_id, profile=self.profile, arm=arm,
+                    config=cfg, seed=seed, device=str(self.device), device_name=self.bench.device_name, fn=fn,
+                    fresh=self.bench.fresh, session=self.bench.session_runs)
+        out = self.bench.store.run(**call)
+        self._calls[out["run_id"]] = call
+        return out
+
+    def _precision_control(self, arms: dict[str, list[dict]]) -> dict | None:
+        """Under bf16, the first claim a family decides in a session gets one fp32 control seed: its first
+        arm's first run trained again at fp32 (stored with its own environment and role, never deciding)."""
+        family = self.claim.family
+        if precision(self.device) != "bf16" or family in self.bench.controlled_families:
+            return None
+        for label, runs in arms.items():
+            for r in runs:
+                call = self._calls.get(r.get("run_id"))
+                if call is None:
+                    continue
+                self.bench.controlled_families.add(family)
+                with precision_override("fp32"):
+                    twin = self.bench.store.run(**call, role="precision-control")
+                return {"arm": label, "seed": r["seed"], "bf16_run": r["run_id"], "fp32_run": twin["run_id"]}
+        return None
 
     def announce(self, message: str) -> None:
         """A line on the terminal now (not captured), e.g. the estimated cost before a long claim."""
@@ -189,8 +213,8 @@ class ClaimContext:
 
     def _deviation(self) -> str:
         """The budget's departure from the posts, plus what the device adds (bf16 autocast on CUDA)."""
-        extra = ("trained under bf16 autocast with channels_last convolutions (the posts: fp32)"
-                 if precision(self.device) == "bf16" else "")
+        extra = ("trained under bf16 autocast with channels_last convolutions (the posts: fp32; one fp32 control "
+                 "seed per family is shown on its page)" if precision(self.device) == "bf16" else "")
         return "; ".join(x for x in (self.budget.deviation, extra) if x)
 
     def not_run(self, reason_kind: str, detail: str) -> NoReturn:
@@ -210,6 +234,7 @@ class ClaimContext:
         from harness import decide as D
 
         key = (self.case.claim_id, self.case.variant)
+        control = self._precision_control(arms)
         df = D.frame(arms)
         records = self.bench.store.records()
         derived = D.derive_profile(records, self.profile, extra={key: df}, only=key)[key]
@@ -217,6 +242,8 @@ class ClaimContext:
         fields["rule"] = D.rule_for(*key, self.profile).rule.to_dict()
         if fields["verdict"] == NOT_RUN:
             fields["not_run_reason"] = "profile"
+        if control:
+            fields["precision_control"] = control
         self._store_and_report(fields, {k: [r["run_id"] for r in v] for k, v in arms.items()},
                                [as_stored(t) for t in tables or []], [as_stored(f) for f in figures or []],
                                notes or [])
@@ -281,7 +308,7 @@ def pytest_configure(config: pytest.Config) -> None:
         seeds = parse_seeds(opt("--seeds") if opt("--seeds") is not None
                             else os.environ.get("CLAIMBENCH_SEEDS"))
         device = resolve_device(opt("--device"))
-        set_precision(opt("--precision"), device)
+        set_precision(opt("--precision"), device, default="fp32" if profile.name == "smoke" else "auto")
         set_deterministic(bool(opt("--deterministic")) or _env_flag("CLAIMBENCH_DETERMINISTIC"))
         claims = parse_claim_ids(opt("--claims"))
     except UsageError as e:
@@ -339,7 +366,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     seeds = ",".join(map(str, s.seeds)) if s.seeds is not None else "per-claim budget"
     return [
         f"claimbench: profile={s.profile.name} ({s.profile.description})",
-        f"claimbench: device={s.device} [{s.device_name}] precision={precision(s.device)} seeds={seeds}",
+        f"claimbench: device={s.device} [{s.device_name}] precision={precision(s.device)}"
+        + (f" ({precision_note()})" if precision_note() else "") + f" seeds={seeds}",
         f"claimbench: torch {v['torch']}, torchvision {v['torchvision']}, CUDA {v['cuda']}, "
         f"numpy {v['numpy']}, python {v['python']}",
         f"claimbench: data-dir={s.data_dir or '(none)'} download={'on' if s.allow_download else 'off (offline)'} "

@@ -282,9 +282,49 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                     wall = sum(_wall(runs_by_experiment.get(i, {})) for i in ids)
                     out.append(f"_{len(ids)} stored run(s) decide this row ({wall:.1f} s of training or "
                                f"measurement)._\n")
+                if rec.get("precision_control"):
+                    out.append(precision_control_section(rec, runs_by_experiment, profile))
         if not any_rec:
             out.append("_No verdict for this claim in this store yet._\n")
     return "\n".join(out) + "\n"
+
+
+def precision_control_section(rec: dict, runs: dict, profile: str) -> str:
+    """The family's fp32 control seed beside its bf16 twin and the bf16 seeds of the same arm, and the verdict
+    the rule gives with the fp32 run in place of its twin (unadjusted), so a reader sees whether bf16 decides."""
+    pc = rec["precision_control"]
+    fp32, bf16 = runs.get(pc.get("fp32_run")), runs.get(pc.get("bf16_run"))
+    if fp32 is None or bf16 is None:
+        return "_the fp32 control run named here is not in the store_\n"
+    arm_runs = [runs[i] for i in (rec.get("arms") or {}).get(pc["arm"], []) if i in runs]
+    rows = []
+    for k, v32 in (fp32.get("metrics") or {}).items():
+        v16 = (bf16.get("metrics") or {}).get(k)
+        if isinstance(v32, bool) or not isinstance(v32, (int, float)) or not isinstance(v16, (int, float)):
+            continue
+        vals = np.array([r["metrics"][k] for r in arm_runs if isinstance((r.get("metrics") or {}).get(k), (int, float))
+                         and (r.get("metrics") or {}).get(k) is not None], float)
+        vals = vals[np.isfinite(vals)]
+        sd = float(vals.std(ddof=1)) if vals.size > 1 else float("nan")
+        spread = f"{vals.mean():.4g} (sd {sd:.3g}, n={vals.size})" if vals.size else "-"
+        diff = abs(v32 - v16)
+        rel = f"{diff / sd:.2f}" if sd == sd and sd > 0 else ("0" if diff == 0 else "-")
+        rows.append([k, f"{v32:.4g}", f"{v16:.4g}", spread, rel])
+    swapped = "-"
+    try:
+        from harness import decide as D
+
+        arms = {label: [fp32 if r.get("run_id") == bf16["run_id"] else r for i in ids if (r := runs.get(i))]
+                for label, ids in (rec.get("arms") or {}).items()}
+        res = D.rule_for(rec["claim_id"], rec.get("variant", ""), profile).rule.decide(D.frame(arms), None)
+        swapped = LABELS[res.verdict]
+    except Exception as e:  # noqa: BLE001 -- presentation only; say why it is missing
+        swapped = f"cannot be computed ({type(e).__name__})"
+    head = (f"**precision control**: arm `{pc['arm']}` seed {pc['seed']} trained again in fp32 (no autocast, "
+            f"contiguous memory), same seed, config and data order; with it in place of its bf16 twin the rule "
+            f"gives (unadjusted): **{swapped}**\n")
+    return head + "\n" + _md_table(["metric", "fp32 control", "bf16, same seed", "bf16 seeds of the arm",
+                                     "|fp32 - bf16| in bf16 seed sds"], rows) + "\n"
 
 
 def _wall(run: dict) -> float:

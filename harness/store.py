@@ -244,7 +244,7 @@ class Store:
 
     def run(self, *, experiment: str, profile: str, arm: str, config: dict, seed: int, device: str,
             device_name: str, fn: Callable[[], dict], fresh: bool = False,
-            session: dict | None = None) -> dict:
+            session: dict | None = None, role: str = "") -> dict:
         """Return this environment's finished run for (claim, profile, arm config, seed), or run ``fn`` and store it.
 
         ``fn`` returns a dict of results (``history``, ``final``, ``wall_s``, ...). A run that raises is
@@ -253,15 +253,15 @@ class Store:
         key = {"experiment": experiment, "profile": profile, "arm": arm, "config": config,
                "device_type": device.split(":")[0]}
         h = config_hash(key)
-        if session is not None and (h, seed) in session:  # trained once per session, --fresh or not
-            return {**session[(h, seed)], "resumed": True}
         env = environment(device_name)
         env_h = environment_hash(env)
+        if session is not None and (h, seed, env_h) in session:  # trained once per session, --fresh or not
+            return {**session[(h, seed, env_h)], "resumed": True}
         # One process trains a given run at a time: a second one that asks for it waits for the first and then
         # finds it stored (exactly once across processes sharing the store, e.g. pytest-xdist workers).
         with self._run_lock(f"{experiment}-{profile}-{h}-{seed}-{env_h}"):
             return self._run_locked(experiment, profile, arm, config, seed, device, device_name, fn, fresh,
-                                    session, h, env, env_h)
+                                    session, h, env, env_h, role)
 
     @contextlib.contextmanager
     def _run_lock(self, key: str):
@@ -277,12 +277,12 @@ class Store:
             os.close(fd)
 
     def _run_locked(self, experiment, profile, arm, config, seed, device, device_name, fn, fresh, session, h, env,
-                    env_h) -> dict:
+                    env_h, role="") -> dict:
         if not fresh:  # resume only what this environment finished (machine, device, threads, versions)
             done = self.find_run(experiment, profile, h, seed, env_hash=env_h)
             if done is not None and done.get("run_id"):
                 if session is not None:
-                    session[(h, seed)] = done
+                    session[(h, seed, env_h)] = done
                 return {**done, "resumed": True}
         started = now_utc()
         t0 = time.perf_counter()
@@ -296,7 +296,9 @@ class Store:
             "device_name": device_name, "started_at": started, "finished_at": now_utc(),
             "env": env, "env_hash": env_h, "metrics": {}, **provenance(), **result,
         }
+        if role:
+            rec["role"] = role  # e.g. "precision-control": shown beside a verdict, never deciding one
         stored = self.append(rec)
         if session is not None:
-            session[(h, seed)] = stored
+            session[(h, seed, env_h)] = stored
         return {**stored, "resumed": False}

@@ -122,10 +122,15 @@ def test_precision_is_a_choice_recorded_with_every_run(tmp_path, monkeypatch):
     monkeypatch.setattr(dev, "_PRECISION", {})
     with pytest.raises(UsageError, match="unknown precision 'fp8'"):
         dev.set_precision("fp8", torch.device("cpu"))
-    assert dev.set_precision(None, torch.device("cpu")) == "fp32"
+    assert dev.set_precision(None, torch.device("cpu"), default="fp32") == "fp32"  # smoke's default
     monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 0.7)  # a CPU that emulates bf16
     assert dev.set_precision("auto", torch.device("cpu")) == "fp32"
+    assert "0.70x" in dev.precision_note()
+    monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 1.1)  # faster, but not by enough
+    assert dev.set_precision(None, torch.device("cpu")) == "fp32"  # the cpu / full default is auto
     monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 3.2)  # one that runs it natively
+    assert dev.set_precision(None, torch.device("cpu")) == "bf16"
+    assert dev.set_precision("fp32", torch.device("cpu")) == "fp32" and dev.precision_note() == ""
     assert dev.set_precision("auto", torch.device("cpu")) == "bf16"
     assert dev.autocast(torch.device("cpu")).fast_dtype == torch.bfloat16 and dev.channels_last(torch.device("cpu"))
     store, calls = Store(tmp_path), []
@@ -138,6 +143,15 @@ def test_precision_is_a_choice_recorded_with_every_run(tmp_path, monkeypatch):
     dev.set_precision("fp32", torch.device("cpu"))
     fp32 = run()
     assert calls == [1, 1] and bf16["env"]["precision"] == "bf16" and fp32["env"]["precision"] == "fp32"
+    dev.set_precision("bf16", torch.device("cpu"))
+    session = {}
+    again = store.run(experiment="e", profile="cpu", arm="a", config={}, seed=0, device="cpu", device_name="CPU",
+                      fn=lambda: calls.append(1) or {}, session=session)
+    with dev.precision_override("fp32"):  # the control seed: its own environment, in the same session
+        control = store.run(experiment="e", profile="cpu", arm="a", config={}, seed=0, device="cpu",
+                            device_name="CPU", fn=lambda: calls.append(1) or {}, session=session,
+                            role="precision-control")
+    assert dev.precision() == "bf16" and control["run_id"] == fp32["run_id"] and again["run_id"] == bf16["run_id"]
 
 
 def test_deterministic_mode_is_recorded_with_the_runs(tmp_path):

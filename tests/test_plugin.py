@@ -49,7 +49,7 @@ def _run(tmp_path, *args):
 
 
 def test_verdicts_map_to_outcomes_and_reach_the_report(tmp_path):
-    r = _run(tmp_path, "--profile", "cpu")
+    r = _run(tmp_path, "--profile", "cpu", "--precision", "fp32")
     out = r.stdout
     assert r.returncode == 1, out + r.stderr
     assert "1 failed, 1 passed, 1 skipped, 1 xfailed" in out
@@ -185,3 +185,24 @@ def test_a_wrong_data_folder_leaves_the_published_verdicts_intact(tmp_path):
     assert "not run" not in cells(index)[3]
     page = (tmp_path / "rep" / "vgg_mnist.md").read_text()
     assert "latest attempt" in page and "could not run: not run (data)" in page
+
+
+def test_bf16_session_trains_one_fp32_control_seed_per_family(tmp_path):
+    """Under bf16 the first claim a family decides gets its first arm's first run again in fp32: stored with
+    its own environment and role, named by the verdict, never among the runs that decide, shown on the page."""
+    r = _run(tmp_path, "--profile", "cpu", "--precision", "bf16")
+    assert "precision=bf16" in r.stdout, r.stdout + r.stderr
+    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    runs = [x for x in recs if x["kind"] == "run"]
+    controls = [x for x in runs if x.get("role") == "precision-control"]
+    assert len(runs) == 7 and len(controls) == 1  # 3 variants x 2 seeds + one control for the family
+    assert controls[0]["env"]["precision"] == "fp32" and {x["env"]["precision"] for x in runs} == {"fp32", "bf16"}
+    decided = [v for v in recs if v["kind"] == "verdict" and v.get("precision_control")]
+    assert len(decided) == 1
+    pc = decided[0]["precision_control"]
+    assert pc["fp32_run"] == controls[0]["run_id"] and pc["fp32_run"] not in decided[0]["arms"]["arm"]
+    assert pc["bf16_run"] in decided[0]["arms"]["arm"]
+    page = (tmp_path / "rep" / "params.md").read_text()
+    assert "**precision control**" in page and "fp32 control" in page
+    assert "one fp32 control seed per family" in page  # declared in the deviation
+
