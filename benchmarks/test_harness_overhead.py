@@ -55,9 +55,12 @@ def test_train_step(benchmark, loop):
 def test_harness_loop_matches_bare_loop():
     """The instrument trains what a bare loop trains: same steps, same parameters afterwards (float32,
     same op order), so the timing comparison above compares like with like."""
+    from harness.device import precision_override
+
     a, opt_a, x, y, g = _setup()
     b, opt_b, *_ = _setup()
-    _bare(a, opt_a, x, y, g)
-    _harness(b, opt_b, x, y, g)
+    with precision_override("fp32"):  # the bare loop is fp32; a bf16 session would autocast the harness's
+        _bare(a, opt_a, x, y, g)
+        _harness(b, opt_b, x, y, g)
     for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
         assert torch.allclose(pa, pb, rtol=0, atol=1e-6), name
