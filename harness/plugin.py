@@ -30,7 +30,7 @@ import torch
 from harness import progress
 from harness import report as report_mod
 from harness.claims import CATALOGUE, Case, get_claim, parse_claim_ids
-from harness.device import (device_name, precision, precision_note, precision_override, resolve_device,
+from harness.device import (device_name, environment, environment_hash, precision, precision_note, precision_override, resolve_device,
                              set_deterministic, set_precision,
                             versions)
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
@@ -268,6 +268,7 @@ class ClaimContext:
             "posts_value": claim.posts_value, "seeds": list(self.seeds), "device": str(self.device),
             "device_name": self.bench.device_name, "deviation": self._deviation(),
             "budget": self.budget.as_config(), "tables": tables, "figures": figures, "notes": notes,
+            "env_hash": environment_hash(environment(self.bench.device_name)),
             "code": {"commit": git["commit"], "dirty": git["dirty"]}, "recorded_at": now_utc(),
         }
         self.bench.store.append(rec)

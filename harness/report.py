@@ -23,6 +23,7 @@ from typing import Iterable
 import numpy as np
 from tabulate import tabulate
 
+from harness import stability
 from harness.claims import CATALOGUE, FAMILIES, Claim
 from harness.decide import as_fields, derive_profile, run_index
 from harness.profiles import PROFILES
@@ -137,7 +138,7 @@ def _short_dev(rec: dict) -> str:
     return f" ({d.analogue})" if d is not None and d.analogue else ""
 
 
-def render_index(by_profile: dict[str, dict], store_path: str) -> str:
+def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, matrix: bool = False) -> str:
     out = [HEADER.format(store=store_path), "# claimbench report\n",
            "Each claim of the posts re-run and decided over seeds by a rule fixed before its runs "
            "(`harness/rulebook.py`). A verdict is a pure function of that rule and the stored runs: "
@@ -148,6 +149,13 @@ def render_index(by_profile: dict[str, dict], store_path: str) -> str:
            "*Decided by* says whether the posts' own rule decided a row or a declared scaled-down analogue "
            "of it (what the analogue decides is in brackets). A row whose rule changed after runs for it "
            "existed says *rule revised after data*, with the verdict under the earlier rule.\n"]
+    if n_envs > 1:
+        out.append(f"This store holds verdicts from {n_envs} environments (torch version, precision, device); each "
+                   "row below shows a claim's latest. Every environment's verdicts side by side, and which flip: "
+                   "[stability.md](stability.md).\n")
+    if matrix:
+        out.append("Whether these verdicts survive a change of torch version or precision: the environment "
+                   "matrix's [stability page](matrix/stability.md).\n")
     profiles = [p for p in PROFILE_ORDER if p in by_profile]
     if not profiles:
         out.append("_The store holds no verdicts yet._\n")
@@ -350,7 +358,11 @@ def render_all(store_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tupl
         store_path = str(store.path)
     runs = run_index(records)
     figures: list[tuple[dict, Path]] = []
-    pages = {"README.md": render_index(by_profile, store_path)}
+    n_envs = len(stability.split_by_env(records))
+    pages = {"README.md": render_index(by_profile, store_path, n_envs=n_envs,
+                                       matrix=(Path(out_dir) / "matrix" / "stability.md").exists())}
+    if n_envs > 1:
+        pages["stability.md"] = stability.render(records, store_path, HEADER, _md_table)
     for family in FAMILIES:
         pages[f"{family}.md"] = render_family(family, by_profile, runs, Path("figures"), store_path, figures)
     return pages, figures
@@ -418,17 +430,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no store at {Path(args.store) / STORE_FILE}", file=sys.stderr)
         return 2
     try:
+        # the environment matrix (reports/matrix, its own store) goes with the published report
+        pairs = [(args.store, args.out)]
+        matrix = Path(args.out) / "matrix"
+        if (matrix / "store" / STORE_FILE).exists() and Path(args.store).resolve() != (matrix / "store").resolve():
+            pairs.insert(0, (matrix / "store", matrix))
         if args.verify:
-            problems = verify(args.store, args.out)
+            problems = [p for store, out in pairs for p in verify(store, out)]
             for p in problems:
                 print(p, file=sys.stderr)
             if problems:
-                print(f"verify: {len(problems)} difference(s) between {args.out} and its store", file=sys.stderr)
+                print(f"verify: {len(problems)} difference(s) between the pages and their stores", file=sys.stderr)
                 return 1
-            print(f"verify: every page in {args.out} equals what {args.store} and the current rules give")
+            for store, out in pairs:
+                print(f"verify: every page in {out} equals what {store} and the current rules give")
             return 0
-        for p in build(args.store, args.out):
-            print(p)
+        for store, out in pairs:
+            for p in build(store, out):
+                print(p)
     except (StoreCorruptError, LookupError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

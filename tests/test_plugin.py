@@ -39,8 +39,8 @@ CLAIM_TESTS = textwrap.dedent('''
 ''')
 
 
-def _run(tmp_path, *args):
-    (tmp_path / "test_claims_demo.py").write_text(CLAIM_TESTS)
+def _run(tmp_path, *args, tests=CLAIM_TESTS):
+    (tmp_path / "test_claims_demo.py").write_text(tests)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu", "CLAIMBENCH_OFFLINE": "1"}
     env.pop("CLAIMBENCH_PROFILE", None)
     return subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_claims_demo.py"), "-p",
@@ -205,4 +205,51 @@ def test_bf16_session_trains_one_fp32_control_seed_per_family(tmp_path):
     page = (tmp_path / "rep" / "params.md").read_text()
     assert "**precision control**" in page and "fp32 control" in page
     assert "one fp32 control seed per family" in page  # declared in the deviation
+
+
+ENV_TESTS = textwrap.dedent('''
+    import pytest
+    from harness import rulebook
+    from harness.claims import Case
+    from harness.device import precision
+    from harness.profiles import Budget
+    from harness.rulebook import Decision
+    from harness.rules import AtLeast, M
+
+    for variant, level in (("stays", 0.0), ("flips", 100.0)):
+        rule = AtLeast(M("arm", "v"), level, stat="each")
+        rulebook.RULES[("ltfn9_checkpoint_184mb", variant)] = {"cpu": Decision(rule), "full": Decision(rule)}
+    B = {p: Budget(seeds=2) for p in ("smoke", "cpu", "full")}
+
+    @pytest.mark.parametrize("case", [Case("ltfn9_checkpoint_184mb", B, v) for v in ("stays", "flips")], ids=str)
+    def test_claim(case, claimbench):
+        ctx = claimbench.start(case)
+        # a metric that depends on the environment: +10 under bf16 ("stays" holds in both), 200 ("flips")
+        shift = (10.0 if case.variant == "stays" else 200.0) if precision() == "bf16" else 0.0
+        runs = [ctx.run("arm", s, lambda s=s: {"metrics": {"v": float(s) + shift}}) for s in ctx.seeds]
+        ctx.decide({"arm": runs})
+''')
+
+
+def test_environments_share_a_store_and_the_stability_page_shows_flips(tmp_path):
+    """The same claims in two environments (fp32, bf16) into one store: nothing resumes across them, each
+    environment's verdicts are derived from its own runs, and stability.md puts the flip first and names the
+    metric that moved beyond its seed spread where the verdict held."""
+    a = _run(tmp_path, "--profile", "cpu", "--precision", "fp32", tests=ENV_TESTS)
+    assert a.returncode == 1, a.stdout + a.stderr  # "flips" fails in fp32
+    b = _run(tmp_path, "--profile", "cpu", "--precision", "bf16", tests=ENV_TESTS)
+    assert b.returncode == 0, b.stdout + b.stderr
+    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    runs = [r for r in recs if r["kind"] == "run" and r.get("role") != "precision-control"]
+    assert len(runs) == 8 and len({r["env_hash"] for r in runs}) == 2  # 2 variants x 2 seeds x 2 environments
+    page = (tmp_path / "rep" / "stability.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| ltfn9_checkpoint_184mb")]
+    assert len(rows) == 2 and "flips / **flips**" not in rows[0]
+    assert rows[0].startswith("| ltfn9_checkpoint_184mb / flips") and "**flips**" in rows[0]
+    assert "not reproduced" in rows[0] and "reproduced" in rows[0].replace("not reproduced", "")
+    assert rows[1].startswith("| ltfn9_checkpoint_184mb / stays") and "| stable" in rows[1]
+    assert "v[arm]: 10 = 14.1 seed sd" in rows[1]
+    assert "1 flip, 1 stable" in page and "bf16" in page and "fp32" in page
+    index = (tmp_path / "rep" / "README.md").read_text()
+    assert "verdicts from 2 environments" in index and "(stability.md)" in index
 
