@@ -349,6 +349,13 @@ def pytest_configure(config: pytest.Config) -> None:
         with capman.global_and_fixture_disabled():  # shown live, not in the captured output
             tr.write_line(message)
 
+    worker = getattr(config, "workerinput", {})
+    spec = (opt("--device") or os.environ.get("CLAIMBENCH_DEVICE") or "auto").strip().lower()
+    if worker and device.type == "cuda" and spec in ("auto", "cuda") and torch.cuda.device_count() > 1:
+        # pytest-xdist: worker gwK trains on the K-th visible GPU (an index into CUDA_VISIBLE_DEVICES)
+        device = torch.device("cuda", int(worker["workerid"][2:]) % torch.cuda.device_count())
+    elif worker and device.type == "cpu":  # N CPU workers share the cores instead of each taking all of them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(worker.get("workercount", 1))))
     config.stash[STATE_KEY] = ClaimBench(
         profile=profile, seeds=seeds, device=device, device_name=device_name(device),
         device_chosen=(opt("--device") or os.environ.get("CLAIMBENCH_DEVICE") or "auto").strip().lower() != "auto",
@@ -462,9 +469,36 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     progress.set_sink(None)
 
 
+def _xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist, on the controller: a worker finished; take over its verdicts and collected claims, so the
+    verdict summary and the one report build happen here, once every worker is done."""
+    s = node.config.stash.get(STATE_KEY, None)
+    out = getattr(node, "workeroutput", None) or {}
+    if s is None or "claimbench" not in out:
+        return
+    import json
+
+    got = json.loads(out["claimbench"])
+    s.session_verdicts.extend(got["verdicts"])
+    s.collected_claims.update(got["collected"])
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     s = session.config.stash.get(STATE_KEY, None)
-    if s is None or not s.session_verdicts:
+    if s is None:
+        return
+    if _xdist_worker(session.config):  # a worker hands its verdicts to the controller and writes no report
+        import json
+
+        session.config.workeroutput["claimbench"] = json.dumps(
+            {"verdicts": s.session_verdicts, "collected": sorted(s.collected_claims)}, default=str)
+        return
+    if not s.session_verdicts:
         return
     try:
         report_mod.build(s.report_dir / "store", s.report_dir)

@@ -253,3 +253,29 @@ def test_environments_share_a_store_and_the_stability_page_shows_flips(tmp_path)
     index = (tmp_path / "rep" / "README.md").read_text()
     assert "verdicts from 2 environments" in index and "(stability.md)" in index
 
+
+
+def _verdict_lines(out: str) -> list[str]:
+    lines = out.split("claimbench verdicts (profile", 1)[1].splitlines()[1:]
+    return sorted(line for line in lines if line.startswith("ltfn"))
+
+
+def test_xdist_controller_reports_once_with_every_workers_verdicts(tmp_path):
+    """With -n 2 the verdict summary and the report come from the controller after both workers finish, and
+    say what a serial run says (same verdicts and numbers; the report's rows equal up to dates)."""
+    (tmp_path / "serial").mkdir()
+    (tmp_path / "par").mkdir()
+    serial = _run(tmp_path / "serial", "--profile", "cpu", "--precision", "fp32")
+    par = _run(tmp_path / "par", "--profile", "cpu", "--precision", "fp32", "-n", "2")
+    assert "2 workers" in par.stdout, par.stdout + par.stderr
+    assert "1 failed, 1 passed, 1 skipped, 1 xfailed" in par.stdout
+    assert _verdict_lines(par.stdout) == _verdict_lines(serial.stdout) and len(_verdict_lines(par.stdout)) == 4
+    assert "report: " in par.stdout and "not run (pending, no test yet): paintings_resnet34_95pct" in par.stdout
+    assert "transfer_from_scratch" in par.stdout.split("not run (pending")[1]
+    assert "ltfn9_checkpoint_184mb" not in par.stdout.split("not run (pending")[1].splitlines()[0]
+
+    def rows(d):  # up to the device (each of 2 workers on 1 of the 2 cores says so) and the date
+        return [line.rsplit("|", 3)[0] for line in (d / "rep" / "README.md").read_text().splitlines()
+                if line.startswith("| ")]
+    assert rows(tmp_path / "par") == rows(tmp_path / "serial")
+    assert not list((tmp_path / "par" / "rep").glob(".report-*"))  # no half-built report left behind
