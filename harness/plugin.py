@@ -22,6 +22,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, NoReturn
 
 import pytest
@@ -33,6 +34,8 @@ from harness.claims import CATALOGUE, Case, get_claim, parse_claim_ids
 from harness.device import (device_name, environment, environment_hash, precision, precision_note, precision_override, resolve_device,
                              set_deterministic, set_precision,
                             versions)
+from harness.device import _PRECISION as _PRECISION_FLAGS
+from harness.executors import PendingRun, RemoteContext, WorkerSetup, make_executor
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
 from harness.records import Figure, Table, as_stored
 from harness.store import Store, git_info, now_utc
@@ -93,6 +96,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--fresh", action="store_true", default=False,
                 help="re-run every run instead of resuming finished ones from the store")
     g.addoption("--claims", default=None, help="comma-separated claim ids to run (others deselected)")
+    g.addoption("--executor", default=None,
+                help="where runs execute: inline (default) | local (a process pool on this machine: one worker "
+                     "per visible GPU, or --workers CPU workers) | submitit (each run a job: SLURM, or submitit's "
+                     "local executor) (env CLAIMBENCH_EXECUTOR)")
+    g.addoption("--workers", type=int, default=None,
+                help="--executor local: CPU worker processes (default 2; torch threads divided between them), or "
+                     "at most this many GPUs")
+    g.addoption("--cluster", default=None, help="--executor submitit: slurm | local | debug (default: slurm "
+                                                "where sbatch exists, else local)")
+    g.addoption("--slurm-partition", default=None, help="--executor submitit: the SLURM partition")
+    g.addoption("--gpus-per-node", type=int, default=None,
+                help="--executor submitit: GPUs per job (default 1 on CUDA, 0 on the CPU)")
+    g.addoption("--timeout-min", type=int, default=None, help="--executor submitit: each job's time limit "
+                                                             "(default 240; a job past it is requeued and resumes)")
 
 
 @dataclass
@@ -117,6 +134,7 @@ class ClaimBench:
     session_verdicts: list[dict] = field(default_factory=list)
     session_runs: dict = field(default_factory=dict)  # runs this session trained or resumed, each trained once
     controlled_families: set = field(default_factory=set)  # families with their fp32 control seed this session
+    executor: Any = None  # harness.executors: None / Inline = runs train in this process
     collected_claims: set[str] = field(default_factory=set)
     report_error: str = ""
     planned: int = 0  # claim tests selected for this session
@@ -186,9 +204,32 @@ class ClaimContext:
         call = dict(experiment=experiment or self.case.claim_id, profile=self.profile, arm=arm,
                     config=cfg, seed=seed, device=str(self.device), device_name=self.bench.device_name, fn=fn,
                     fresh=self.bench.fresh, session=self.bench.session_runs)
-        out = self.bench.store.run(**call)
-        self._calls[out["run_id"]] = call
-        return out
+        ex = self.bench.executor
+        if ex is None or ex.name == "inline":
+            out = self.bench.store.run(**call)
+            self._calls[out["run_id"]] = call
+            return out
+        # another process or host trains it; reading the returned run's fields waits for it
+        remote = {k: v for k, v in call.items() if k != "session"}
+        remote["ctx"] = self  # pickled as a RemoteContext, the same object the run's function closes over
+        threads = None
+        if self.device.type == "cpu":
+            threads = max(1, (os.cpu_count() or 1) // max(1, getattr(ex, "workers", 1)))
+        setup = WorkerSetup(precision(self.device), bool(_PRECISION_FLAGS.get("deterministic")), self.device.type,
+                            threads)
+
+        def done(pending, rec):
+            self._calls[rec["run_id"]] = call
+
+        return PendingRun(ex.submit(str(self.bench.store.root), remote, setup), call, done)
+
+    def __reduce__(self):
+        """Pickled into a run's function for another process: a stand-in without pytest state."""
+        bench = SimpleNamespace(cache_dir=self.bench.cache_dir, data_dir=self.bench.data_dir,
+                                device_name=self.bench.device_name, profile=self.bench.profile)
+        return (RemoteContext, (), {"case": self.case, "budget": self.budget, "seeds": self.seeds,
+                                    "profile": self.profile, "device": self.device, "label": self.label,
+                                    "bench": bench})
 
     def _precision_control(self, arms: dict[str, list[dict]]) -> dict | None:
         """Under bf16, the first claim a family decides in a session gets one fp32 control seed: its first
@@ -312,6 +353,11 @@ def pytest_configure(config: pytest.Config) -> None:
         set_precision(opt("--precision"), device, default="fp32" if profile.name == "smoke" else "auto")
         set_deterministic(bool(opt("--deterministic")) or _env_flag("CLAIMBENCH_DETERMINISTIC"))
         claims = parse_claim_ids(opt("--claims"))
+        cache_dir_opt = opt("--cache-dir") or os.environ.get("CLAIMBENCH_CACHE_DIR") or str(ROOT / ".cache")
+        executor = make_executor(opt("--executor"), device_type=device.type, workers=opt("--workers"),
+                                 cache_dir=Path(cache_dir_opt).expanduser().resolve(), cluster=opt("--cluster"),
+                                 partition=opt("--slurm-partition"), gpus_per_node=opt("--gpus-per-node"),
+                                 timeout_min=opt("--timeout-min"))
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
     data_dir = opt("--data-dir") or os.environ.get("CLAIMBENCH_DATA_DIR") or str(default_data_dir())
@@ -364,7 +410,7 @@ def pytest_configure(config: pytest.Config) -> None:
         user_weights=bool(opt("--user-weights")) or _env_flag("CLAIMBENCH_USER_WEIGHTS"),
         report_dir=Path(report_dir).expanduser().resolve(), fresh=bool(opt("--fresh")), claims=claims,
         weights_file=Path(weights).expanduser().resolve() if weights else None, folders=folders,
-        cache_dir=Path(cache_dir).expanduser().resolve(), announce=announce,
+        cache_dir=Path(cache_dir).expanduser().resolve(), announce=announce, executor=executor,
     )
 
 
@@ -467,6 +513,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     progress.set_sink(None)
+    s = config.stash.get(STATE_KEY, None)
+    if s is not None and s.executor is not None:
+        s.executor.close()
 
 
 def _xdist_worker(config: pytest.Config) -> bool:
