@@ -270,10 +270,11 @@ def make_executor(kind: str | None, *, device_type: str, workers: int | None, ca
     if kind == "local":
         gpus = visible_gpus() if device_type == "cuda" else []
         return Local(workers=workers or 2, gpus=gpus[:workers] if workers else gpus)
-    try:
-        import submitit  # noqa: F401
-    except ImportError:
-        raise UsageError("--executor submitit needs the submitit package: pip install submitit") from None
+    import importlib.util
+
+    if importlib.util.find_spec("submitit") is None:
+        raise UsageError("--executor submitit needs the submitit package: pip install submitit "
+                         "(or pip install 'claimbench[cluster]')")
     if cluster not in (None, "local", "slurm", "debug"):
         raise UsageError(f"unknown cluster {cluster!r}; valid: slurm, local, debug (default: slurm where "
                          "sbatch exists, else local)")

@@ -11,7 +11,6 @@ import pytest
 
 from harness.executors import Local, Submitit, WorkerSetup, make_executor
 from harness.profiles import UsageError
-from harness.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = WorkerSetup(precision="fp32", deterministic=False, device_type="cpu", threads=1)
