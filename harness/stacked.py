@@ -7,8 +7,10 @@ gradient and state, and the summed loss gives each model its own gradient), and 
 the seeds (the scripts' contiguous order). A model whose loss stops being finite is masked from then on
 (its parameters stay where they were) and reported, like a diverged run-by-run training.
 
-A GPU option (issue 11): on the CPU stacking is compute-bound and slower than run by run, so the claim
-modules do not use it yet; ``tests/test_stacked.py`` shows it equals run-by-run training in float64.
+A GPU option: on the CPU stacking is compute-bound and slower than run by run, so the claim modules do not
+use it yet (wiring it into the ConvNet and VGG runners waits for a GPU to measure it on);
+``tests/test_stacked.py`` shows it equals run-by-run training in float64, and on the pretend CUDA device that
+its steps never read the host (the losses come back once, at the end).
 """
 from __future__ import annotations
 
@@ -45,8 +47,7 @@ def train_stacked(models: Sequence[nn.Module], make_optimizer: Callable[[list[to
     opt = make_optimizer(list(params.values()))
     m = len(models)
     alive = torch.ones(m, dtype=torch.bool, device=x_all.device)
-    diverged: list[int | None] = [None] * m
-    losses = torch.empty(steps, m, dtype=torch.float64)
+    losses = torch.empty(steps, m, dtype=torch.float64, device=x_all.device)  # read back once, at the end
     n = x_all.shape[0]
     span = max(1, n - batch_size)
     for k in range(steps):
@@ -55,10 +56,7 @@ def train_stacked(models: Sequence[nn.Module], make_optimizer: Callable[[list[to
         out = batched(params, buffers, x)  # (models, batch, classes)
         per_model = torch.stack([loss_fn(out[i].float() if out.dtype != torch.float64 else out[i], y)
                                  for i in range(m)])
-        finite = torch.isfinite(per_model.detach())
-        for i in torch.nonzero(alive & ~finite).flatten().tolist():
-            diverged[i] = k
-        alive &= finite
+        alive &= torch.isfinite(per_model.detach())  # on the device: no step waits for the host
         opt.zero_grad(set_to_none=True)
         torch.where(alive, per_model, torch.zeros_like(per_model)).sum().backward()
         with torch.no_grad():  # a masked model's gradient is exactly zero; keep its state from moving too
@@ -66,7 +64,11 @@ def train_stacked(models: Sequence[nn.Module], make_optimizer: Callable[[list[to
                 if p.grad is not None:
                     p.grad[~alive] = 0
         opt.step()
-        losses[k] = per_model.detach().double().cpu()
+        losses[k] = per_model.detach().double()
+    losses = losses.cpu()
+    # a model's first non-finite loss is where it diverged (it is masked from that step on)
+    bad = ~torch.isfinite(losses)
+    diverged: list[int | None] = [int(bad[:, i].nonzero()[0, 0]) if bad[:, i].any() else None for i in range(m)]
     with torch.no_grad():
         for i, model in enumerate(models):
             for name, p in model.named_parameters():

@@ -54,3 +54,20 @@ def test_a_diverging_model_is_masked_and_reported():
     res = train_stacked(models, lambda p: torch.optim.SGD(p, lr=0.01), x, y, steps=20, batch_size=32)
     assert res.diverged_at == [None, 0]
     assert any(not torch.equal(p, q) for p, q in zip(models[0].parameters(), before))  # the healthy one trained
+
+
+def test_stacked_steps_never_wait_for_the_device():
+    """On the pretend CUDA device: the host reads of stacked training do not grow with the steps."""
+    from fake_cuda import fake_cuda
+
+    def reads(steps):
+        with fake_cuda() as syncs:
+            g = torch.Generator().manual_seed(0)
+            x = torch.randn(200, 1, 28, 28, generator=g).to("cuda")
+            y = torch.randint(0, 10, (200,), generator=g).to("cuda")
+            models = [m.to("cuda") for m in _models((0, 1), torch.float32)]
+            res = train_stacked(models, lambda p: torch.optim.Adam(p, lr=1e-3), x, y, steps=steps, batch_size=20)
+            assert res.diverged_at == [None, None] and res.losses.shape == (steps, 2)
+            return dict(syncs)
+
+    assert reads(5) == reads(20)
