@@ -40,8 +40,13 @@ def peak_of(device_name: str) -> float:
 def estimate(flops_per_image: float, images: float, device_name: str) -> str:
     total = flops_per_image * images
     seconds = total / (peak_of(device_name) * UTILISATION)
-    return (f"{total / 1e15:.2f} PFLOP, about {seconds / 60:.1f} min on {device_name} at {UTILISATION:.0%} of "
-            f"its dense peak")
+    if seconds < 7200:
+        when = f"{seconds / 60:.1f} min"
+    elif seconds < 172800:
+        when = f"{seconds / 3600:.1f} h"
+    else:
+        when = f"{seconds / 86400:.0f} days"
+    return f"{total / 1e15:.2f} PFLOP, about {when} on {device_name} at {UTILISATION:.0%} of its dense peak"
 
 
 def model_table() -> list[tuple[str, float]]:
@@ -59,9 +64,45 @@ def model_table() -> list[tuple[str, float]]:
     ]
 
 
+# The full profile's training images per family: planned runs x steps x batch (or images x epochs), from the
+# claim modules' full budgets. The model of each is a key of ``model_table``'s order.
+FULL_PLAN = {
+    "init": ("part 6 ConvNet", 46 * 5000 * 100, "about 46 ConvNet runs of 5,000 steps x 100 images"),
+    "optimizers": ("part 6 ConvNet", 24 * 5000 * 100, "about 24 ConvNet runs (6 seeds x 3 optimisers + sweeps)"),
+    "vgg_mnist": ("modified VGG, MNIST", 5 * 1000 * 100, "5 VGG runs of 1,000 steps (+ 5 ConvNet runs)"),
+    "cifar": ("modified VGG, CIFAR-10", 10 * 10000 * 100, "2 arms x 5 seeds x 10,000 steps x 100 images"),
+    "counting": ("ResNet-34", 3.8e6 + 3.8e6 + 7.3e6, "posts' claims and from-scratch control 3.8 M images "
+                                                       "each, Part II ablation 7.3 M (5 seeds each)"),
+    "transfer": ("ResNet-34", 0.2e6, "10 splits x 2 datasets"),
+}
+
+
+def family_estimates(device_name: str, families=None) -> list[str]:
+    """One line per family: FLOPs of its full profile and the expected time on ``device_name``."""
+    gflop = {}
+    for name, g in model_table():
+        for key in ("part 6 ConvNet", "modified VGG, MNIST", "modified VGG, CIFAR-10", "ResNet-34"):
+            if name.startswith(key):
+                gflop[key] = g
+    out = []
+    for fam, (model, images, how) in FULL_PLAN.items():
+        if families is not None and fam not in families:
+            continue
+        out.append(f"{fam}: {estimate(gflop[model] * 1e9, images, device_name)} ({how})")
+    return out
+
+
 def main() -> int:
     for name, gflop in model_table():
         print(f"{gflop:8.2f} GFLOP per training image  {name}")
+    import torch
+
+    from harness.device import device_name
+
+    dev = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    print(f"\nthe full profile per family, on {dev}:")
+    for line in family_estimates(dev):
+        print("  " + line)
     return 0
 
 

@@ -468,6 +468,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     s = session.config.stash.get(STATE_KEY, None)
     if s is not None:  # after every deselection (-k, -m, --claims)
         s.planned = sum(_case_of(item) is not None for item in session.items)
+        if s.profile.name == "full" and s.planned and not _xdist_worker(session.config):
+            from harness.estimate import family_estimates
+
+            fams = {c.claim.family for c in map(_case_of, session.items) if c is not None}
+            s.announce(f"claimbench: estimated cost of the full profile on {s.device_name} (FLOP counter, "
+                       f"30% of the device's dense peak):")
+            for line in family_estimates(s.device_name, fams):
+                s.announce("  " + line)
 
 
 @pytest.fixture(scope="session")

@@ -91,3 +91,13 @@ def test_flop_counter_estimates_match_the_architectures():
     assert 1.70 < table["modified VGG, CIFAR-10 32x32"] < 1.80
     assert 21.0 < table["ResNet-34 + fastai head, 224x224 (unfrozen)"] < 22.5  # not the 11 G of multiply-adds
     assert "PFLOP" in estimate(21.75e9, 2.3e6, "NVIDIA H200")
+
+
+def test_full_profile_estimates_per_family_on_the_detected_device():
+    from harness.estimate import family_estimates
+
+    lines = family_estimates("NVIDIA H200", {"cifar", "counting"})
+    assert len(lines) == 2 and lines[0].startswith("cifar: 17.5") and "min on NVIDIA H200" in lines[0]
+    assert lines[1].startswith("counting: 32") and " h on NVIDIA H200" not in lines[1]  # minutes at 30% of peak
+    cpu = family_estimates("CPU (AMD EPYC, 2 threads)", {"cifar"})[0]
+    assert "days on CPU" in cpu
