@@ -117,3 +117,20 @@ def test_local_executor_gives_what_inline_gives(tmp_path):
                       (json.loads(x) for x in (d / "rep" / "store" / "runs.jsonl").read_text().splitlines())
                       if v["kind"] == "verdict")
     assert ours(tmp_path / "inline") == ours(tmp_path / "local")
+
+
+def test_submitit_local_executor_runs_claims_end_to_end(tmp_path):
+    """The demo claims of the plugin tests through pytest with each run a submitit job: the same outcomes and
+    verdicts as inline, every run trained in a job's process."""
+    pytest.importorskip("submitit")
+    from test_plugin import _run
+
+    r = _run(tmp_path, "--profile", "cpu", "--precision", "fp32", "--executor", "submitit", "--cluster", "local",
+             "--cache-dir", str(tmp_path / "cache"))
+    assert "1 failed, 1 passed, 1 skipped, 1 xfailed" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+    runs = [x for x in _runs(tmp_path / "rep" / "store").values()]
+    assert len(runs) == 6 and len(list((tmp_path / "cache" / "submitit").glob("*_result.pkl"))) == 6
+    verdicts = {json.loads(x)["variant"]: json.loads(x)["verdict"]
+                for x in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()
+                if json.loads(x)["kind"] == "verdict" and json.loads(x).get("arms")}
+    assert verdicts == {"holds": "reproduced", "fails": "not_reproduced", "undecided": "inconclusive"}
