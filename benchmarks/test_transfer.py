@@ -28,7 +28,7 @@ from harness import stats
 from harness.claims import Case
 from harness.profiles import Budget
 from harness.report import accuracy_bands, images_figure, lr_finder_figure
-from harness.seeding import seed_all
+from harness.seeding import seed_all, source_seed
 from harness.plugin import ClaimBench, ClaimContext
 from harness.records import Lines, Table
 
@@ -48,6 +48,7 @@ DATASET_OF = {"paintings_resnet34_95pct": "paintings", "paintings_finetune_100pc
               "kittencat_resnet34_86pct": "kittencat", "kittencat_lr_finder_sweet_spot": "kittencat",
               "kittencat_finetune_92pct": "kittencat"}
 CASES = [Case(c, BUDGETS) for c in DATASET_OF] + [Case("transfer_from_scratch", BUDGETS)]
+VARIES = ("init", "split", "order", "augment")  # the sources --vary can isolate in this family's runs
 POSTS_ERROR = {  # the posts' error_rate per epoch: 5 frozen epochs, then 15 unfrozen (CLAIMS.md A1-A5)
     "paintings": [.225, .100, .100, .050, .050] + [.025] * 14 + [0.0],
     "kittencat": [.378788, .136364, .136364, .151515, .136364] + [.121, .121, .136, .136, .136, .121, .121, .106,
@@ -91,18 +92,29 @@ def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state
            "sequence": "fit_one_cycle(ep1, slice(3e-3)); unfreeze; lr_find; fit_one_cycle(ep2, slice(1e-4))"}
     if pretrained_state is not None:  # runs on other weights never resume as the ImageNet ones
         cfg["weights"] = ctx.label or "ImageNet IMAGENET1K_V1"
+    vary = ctx.vary
+    if vary != "all":  # a sources-of-variance run: its own config, never resumed as (or deciding) the claim
+        cfg["vary"] = vary
 
     def fn():
-        gens = seed_all(seed)
+        if vary == "all":  # every source follows the seed, one generator for order and augmentation
+            gens = seed_all(seed)
+            order_gen, augment_gen, split_seed = gens.torch, None, seed
+        else:  # one source follows the seed, the others are held at seed 0's values
+            seed_all(source_seed("init", seed, vary))  # the model's initial weights
+            order_gen = torch.Generator().manual_seed(source_seed("order", seed, vary))
+            augment_gen = torch.Generator().manual_seed(1_000_003 + source_seed("augment", seed, vary))
+            split_seed = source_seed("split", seed, vary)
         dev = ctx.device
         bank = R.ImageBank.from_arrays(data.images, s["size"]).to(dev)
         labels = torch.from_numpy(data.labels.astype(np.int64)).to(dev)
-        tr_np, va_np = R.random_split(len(data), seed)
+        tr_np, va_np = R.random_split(len(data), split_seed)
         tr, va = torch.from_numpy(tr_np).to(dev), torch.from_numpy(va_np).to(dev)
         model = R.create_cnn(s["arch"], len(data.classes), width=s["width"], pretrained_state=pretrained_state).to(dev)
         stages = [("as_created", s["ep1"], slice(3e-3)), ("unfrozen", s["ep2"], slice(1e-4))]
-        out = R.fit_stages(model, bank, tr, va, labels, stages, train_kind="default", generator=gens.torch,
-                           bs=s["bs"], lr_find_before=1, lr_find_it=s["lr_find_it"], label=f"{name} seed={seed}")
+        out = R.fit_stages(model, bank, tr, va, labels, stages, train_kind="default", generator=order_gen,
+                           bs=s["bs"], lr_find_before=1, lr_find_it=s["lr_find_it"], label=f"{name} seed={seed}",
+                           augment_generator=augment_gen)
         res = {"n_valid": len(va_np), "n_train": len(tr_np), **out}
         spot = (R.sweet_spot(out["lr_find"]["plot_lr"], out["lr_find"]["plot_loss"])
                 if out.get("lr_find") and out["lr_find"].get("plot_lr") else None)

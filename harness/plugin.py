@@ -37,6 +37,7 @@ from harness.device import (device_name, environment, environment_hash, precisio
 from harness.device import _PRECISION as _PRECISION_FLAGS
 from harness.executors import PendingRun, RemoteContext, WorkerSetup, make_executor
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
+from harness.seeding import VARY
 from harness.records import Figure, Table, as_stored
 from harness.store import Store, git_info, now_utc
 from harness.verdict import LABELS, NOT_RUN, NOT_RUN_REASONS, VERDICTS
@@ -96,6 +97,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--fresh", action="store_true", default=False,
                 help="re-run every run instead of resuming finished ones from the store")
     g.addoption("--claims", default=None, help="comma-separated claim ids to run (others deselected)")
+    g.addoption("--vary", default=None,
+                help="all (default) | init | split | order | augment: let one source of randomness follow the seed "
+                     "and hold the others at seed 0's values, to see which drives the seed-to-seed spread "
+                     "(env CLAIMBENCH_VARY). Such runs are stored beside the claim's and decide nothing; claims "
+                     "whose family cannot isolate that source are deselected")
     g.addoption("--executor", default=None,
                 help="where runs execute: inline (default) | local (a process pool on this machine: one worker "
                      "per visible GPU, or --workers CPU workers) | submitit (each run a job: SLURM, or submitit's "
@@ -135,6 +141,7 @@ class ClaimBench:
     session_runs: dict = field(default_factory=dict)  # runs this session trained or resumed, each trained once
     controlled_families: set = field(default_factory=set)  # families with their fp32 control seed this session
     executor: Any = None  # harness.executors: None / Inline = runs train in this process
+    vary: str = "all"  # --vary: the one source of randomness that follows the seed ("all": every source)
     collected_claims: set[str] = field(default_factory=set)
     report_error: str = ""
     planned: int = 0  # claim tests selected for this session
@@ -186,6 +193,10 @@ class ClaimContext:
     @property
     def device(self) -> torch.device:
         return self.bench.device
+
+    @property
+    def vary(self) -> str:
+        return self.bench.vary
 
     def run(self, arm: str, seed: int, fn: Callable[[], dict], config: dict | None = None,
             experiment: str | None = None) -> dict:
@@ -275,6 +286,12 @@ class ClaimContext:
         from harness import decide as D
 
         key = (self.case.claim_id, self.case.variant)
+        if self.vary != "all":  # sources-of-variance runs are stored and shown; they never decide the claim
+            for runs in arms.values():
+                for r in runs:
+                    r.get("run_id")  # wait for every run (another executor may still be training it)
+            pytest.skip(f"{self.case}: --vary {self.vary} runs stored ({sum(len(v) for v in arms.values())}); the "
+                        "claim's page shows the spread of each source beside its verdict")
         control = self._precision_control(arms)
         df = D.frame(arms)
         records = self.bench.store.records()
@@ -353,6 +370,9 @@ def pytest_configure(config: pytest.Config) -> None:
         set_precision(opt("--precision"), device, default="fp32" if profile.name == "smoke" else "auto")
         set_deterministic(bool(opt("--deterministic")) or _env_flag("CLAIMBENCH_DETERMINISTIC"))
         claims = parse_claim_ids(opt("--claims"))
+        vary = (opt("--vary") or os.environ.get("CLAIMBENCH_VARY") or "all").strip().lower()
+        if vary not in VARY:
+            raise UsageError(f"unknown --vary {vary!r}; valid values: {', '.join(VARY)}")
         cache_dir_opt = opt("--cache-dir") or os.environ.get("CLAIMBENCH_CACHE_DIR") or str(ROOT / ".cache")
         executor = make_executor(opt("--executor"), device_type=device.type, workers=opt("--workers"),
                                  cache_dir=Path(cache_dir_opt).expanduser().resolve(), cluster=opt("--cluster"),
@@ -410,7 +430,7 @@ def pytest_configure(config: pytest.Config) -> None:
         user_weights=bool(opt("--user-weights")) or _env_flag("CLAIMBENCH_USER_WEIGHTS"),
         report_dir=Path(report_dir).expanduser().resolve(), fresh=bool(opt("--fresh")), claims=claims,
         weights_file=Path(weights).expanduser().resolve() if weights else None, folders=folders,
-        cache_dir=Path(cache_dir).expanduser().resolve(), announce=announce, executor=executor,
+        cache_dir=Path(cache_dir).expanduser().resolve(), announce=announce, executor=executor, vary=vary,
     )
 
 
@@ -449,6 +469,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         s.collected_claims.add(case.claim_id)
         if s.claims is not None and case.claim_id not in s.claims:
             drop.append(item)
+            continue
+        if s.vary != "all" and s.vary not in getattr(getattr(item, "module", None), "VARIES", ()):
+            drop.append(item)  # this family's runs cannot hold the other sources fixed
             continue
         if case.budgets[s.profile.name].needs_cuda:
             item.add_marker(pytest.mark.gpu)
@@ -555,7 +578,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.config.workeroutput["claimbench"] = json.dumps(
             {"verdicts": s.session_verdicts, "collected": sorted(s.collected_claims)}, default=str)
         return
-    if not s.session_verdicts:
+    if not s.session_verdicts and not s.session_runs:  # (a --vary session stores runs, no verdicts)
         return
     try:
         report_mod.build(s.report_dir / "store", s.report_dir)

@@ -57,7 +57,8 @@ def one_cycle(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_sc
 
 def fit_one_cycle(model: nn.Sequential, bank: ImageBank, train_idx: torch.Tensor, valid_idx: torch.Tensor,
                   labels: torch.Tensor, epochs: int, max_lr: float | slice = slice(3e-3), *, train_kind: str,
-                  generator: torch.Generator, bs: int = 64, loss_fn=F.cross_entropy, label: str = "fit"):
+                  generator: torch.Generator, bs: int = 64, loss_fn=F.cross_entropy, label: str = "fit",
+                  augment_generator: Optional[torch.Generator] = None):
     """fastai's ``fit_one_cycle``: returns harness.train's RunResult with one history row per epoch
     (epoch, train_loss, valid_loss, error_rate). ``labels`` holds every image's target (class index, or a
     float for a regression head); the data passed around are image indices."""
@@ -70,13 +71,14 @@ def fit_one_cycle(model: nn.Sequential, bank: ImageBank, train_idx: torch.Tensor
     sched = one_cycle(opt, epochs * (n_train // bs))
     cfg = TrainConfig(epochs=epochs, batch_size=bs, order="shuffle", drop_last=True, eval_batch_size=bs * 4)
     return train(model, opt, (train_idx, labels[train_idx]), (valid_idx, labels[valid_idx]), cfg,
-                 generator=generator, scheduler=sched, loss_fn=loss_fn,
+                 generator=generator, scheduler=sched, loss_fn=loss_fn, augment_generator=augment_generator,
                  transform=Pipeline(bank, train_kind), valid_transform=Pipeline(bank, "center"), label=label)
 
 
 def lr_find(model: nn.Sequential, bank: ImageBank, train_idx: torch.Tensor, labels: torch.Tensor, *,
             train_kind: str, generator: torch.Generator, bs: int = 64, start_lr: float = 1e-7,
-            end_lr: float = 10.0, num_it: int = 100, loss_fn=F.cross_entropy) -> dict:
+            end_lr: float = 10.0, num_it: int = 100, loss_fn=F.cross_entropy,
+            augment_generator: Optional[torch.Generator] = None) -> dict:
     """fastai's LR range test; the model (weights and BN statistics) is restored afterwards.
 
     Returns lrs, raw and smoothed losses per iteration, whether it stopped early, and the points
@@ -100,7 +102,8 @@ def lr_find(model: nn.Sequential, bank: ImageBank, train_idx: torch.Tensor, labe
             pos = 0
         idx = perm[pos:pos + bs]
         pos += bs
-        loss = loss_fn(model(pipe(idx, generator)).float(), y_all[idx])
+        loss = loss_fn(model(pipe(idx, augment_generator if augment_generator is not None else generator)).float(),
+                       y_all[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -153,7 +156,7 @@ def stage_accuracy(run: dict, stage: int = -1) -> float:
 def fit_stages(model: nn.Sequential, bank: ImageBank, train_idx: torch.Tensor, valid_idx: torch.Tensor,
                targets: torch.Tensor, stages, *, train_kind: str, generator: torch.Generator, bs: int = 64,
                lr_find_before: Optional[int] = None, lr_find_it: int = 100, loss_fn=F.cross_entropy,
-               label: str = "fit") -> dict:
+               label: str = "fit", augment_generator: Optional[torch.Generator] = None) -> dict:
     """The posts' sequences of ``fit_one_cycle`` calls. ``stages`` holds (mode, epochs, lr) with mode
     ``"as_created"`` (frozen when the body is pretrained) or ``"unfrozen"`` (``unfreeze()`` first), lr a
     float or slice; the LR finder runs just before stage ``lr_find_before`` (after its unfreeze), as the
@@ -164,9 +167,10 @@ def fit_stages(model: nn.Sequential, bank: ImageBank, train_idx: torch.Tensor, v
             unfreeze(model)
         if lr_find_before == k:
             out["lr_find"] = lr_find(model, bank, train_idx, targets, train_kind=train_kind, generator=generator,
-                                     bs=bs, num_it=lr_find_it, loss_fn=loss_fn)
+                                     bs=bs, num_it=lr_find_it, loss_fn=loss_fn, augment_generator=augment_generator)
         res = fit_one_cycle(model, bank, train_idx, valid_idx, targets, epochs, lr, train_kind=train_kind,
-                            generator=generator, bs=bs, loss_fn=loss_fn, label=f"{label} stage {k + 1}")
+                            generator=generator, bs=bs, loss_fn=loss_fn, label=f"{label} stage {k + 1}",
+                            augment_generator=augment_generator)
         out["stages"].append({"mode": mode, "epochs": epochs, "history": res.history, "wall_s": res.wall_s,
                               "images_per_s": res.images_per_s})
         if res.diverged is not None:

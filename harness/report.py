@@ -292,6 +292,9 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                                f"measurement)._\n")
                 if rec.get("precision_control"):
                     out.append(precision_control_section(rec, runs_by_experiment, profile))
+                variance = variance_section(rec, runs_by_experiment, profile)
+                if variance:
+                    out.append(variance)
         if not any_rec:
             out.append("_No verdict for this claim in this store yet._\n")
     return "\n".join(out) + "\n"
@@ -333,6 +336,61 @@ def precision_control_section(rec: dict, runs: dict, profile: str) -> str:
             f"gives (unadjusted): **{swapped}**\n")
     return head + "\n" + _md_table(["metric", "fp32 control", "bf16, same seed", "bf16 seeds of the arm",
                                      "|fp32 - bf16| in bf16 seed sds"], rows) + "\n"
+
+
+def variance_section(rec: dict, runs: dict, profile: str) -> str:
+    """Which source of randomness drives the seed-to-seed spread: the rule's metrics over the claim's runs
+    (every source follows the seed) beside runs of the same arms where one source follows it and the others
+    are held at seed 0's values (``--vary``; Bouthillier et al. 2021). Empty when the store has none."""
+    import json as _json
+
+    from harness.decide import frame, rule_for
+    from harness.stability import _terms
+
+    def key(r):
+        cfg = {k: v for k, v in (r.get("config") or {}).items() if k != "vary"}
+        return (r.get("experiment"), r.get("arm"), r.get("profile"), _json.dumps(cfg, sort_keys=True))
+
+    base = {label: [runs[i] for i in ids if i in runs] for label, ids in (rec.get("arms") or {}).items()}
+    wanted = {key(r): label for label, rs in base.items() for r in rs}
+    by_source: dict[str, dict[str, dict[int, dict]]] = {}
+    for r in runs.values():
+        src = (r.get("config") or {}).get("vary")
+        if src and key(r) in wanted:
+            by_source.setdefault(src, {}).setdefault(wanted[key(r)], {})[r["seed"]] = r  # latest per seed
+    if not by_source:
+        return ""
+    try:
+        terms = _terms(rule_for(rec["claim_id"], rec.get("variant", ""), profile).rule)
+    except KeyError:
+        return ""
+    sources = [s for s in ("init", "split", "order", "augment") if s in by_source]
+    rows, drivers = [], []
+    for term in terms:
+        def sd_of(arms):
+            try:
+                v = term.values(frame(arms)).to_numpy(float)
+            except KeyError:
+                return None
+            v = v[np.isfinite(v)]
+            return (float(v.std(ddof=1)), v.size) if v.size > 1 else None
+        every = sd_of(base)
+        per = {s: sd_of({label: list(seeds.values()) for label, seeds in by_source[s].items()}) for s in sources}
+        if every is None and not any(per.values()):
+            continue
+        cells = [f"{x[0]:.3g} (n={x[1]})" if x else "-" for x in [every] + [per[s] for s in sources]]
+        rows.append([term.render()] + cells)
+        known = {s: x[0] for s, x in per.items() if x}
+        if known:
+            top = max(known, key=known.get)
+            drivers.append(f"{term.render()}: {top} (sd {known[top]:.3g}"
+                           + (f" of {every[0]:.3g} with every source varying)" if every else ")"))
+    if not rows:
+        return ""
+    head = ("**sources of variance** (seed-to-seed standard deviation of the rule's metrics; one source follows "
+            "the seed, the others held at seed 0's values; these runs decide nothing). Largest with one source "
+            "varying: " + "; ".join(drivers) + "\n")
+    return head + "\n" + _md_table(["metric", "every source"] + [f"{s} only" for s in sources], rows) + "\n"
 
 
 def _wall(run: dict) -> float:

@@ -29,6 +29,18 @@ def seed_all(seed: int) -> Generators:
     return Generators(seed=seed, torch=g, numpy=np.random.default_rng(seed))
 
 
+VARY = ("all", "init", "split", "order", "augment")  # --vary: the source of randomness that follows the seed
+
+
+def source_seed(source: str, seed: int, vary: str = "all") -> int:
+    """The seed of one source of randomness (init, split, order, augment) in a run with ``seed``: the run's
+    seed when that source varies (``vary`` is it, or "all"), else 0, so every run holds it at seed 0's value.
+    After Bouthillier et al. (2021): which source drives the seed-to-seed spread?"""
+    if vary not in VARY or source not in VARY[1:]:
+        raise ValueError(f"source {source!r} / vary {vary!r}: sources are {', '.join(VARY[1:])}, vary also 'all'")
+    return seed if vary in ("all", source) else 0
+
+
 @contextlib.contextmanager
 def deterministic(enabled: bool = True) -> Iterator[None]:
     """Ask torch for deterministic kernels for the duration; restore the previous flags afterwards."""

@@ -153,10 +153,12 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
           valid_data: Optional[Batch], cfg: TrainConfig, *, generator: torch.Generator,
           scheduler=None, loss_fn: Callable = F.cross_entropy, transform: Optional[Transform] = None,
           valid_transform: Optional[Callable] = None, label: str = "train",
-          on_step: Optional[Callable[[int, torch.Tensor], None]] = None) -> RunResult:
+          on_step: Optional[Callable[[int, torch.Tensor], None]] = None,
+          augment_generator: Optional[torch.Generator] = None) -> RunResult:
     """Train ``model`` in place on tensors already on its device; return the run record.
 
-    ``transform(x, generator)`` augments a training batch on the device; ``valid_transform(x)`` prepares
+    ``transform(x, generator)`` augments a training batch on the device (with ``augment_generator`` when
+    given, so augmentation and data order can be varied apart; by default one generator draws both); ``valid_transform(x)`` prepares
     an evaluation batch. ``scheduler.step()`` runs after every optimiser step. ``on_step(k, loss)``
     sees each step's (unsynchronised) loss tensor.
     """
@@ -204,7 +206,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
         for epoch_index, idx in _batches(n, cfg, generator, device):
             x, y = x_all[idx], y_all[idx]
             if transform is not None:
-                x = transform(x, generator)
+                x = transform(x, augment_generator if augment_generator is not None else generator)
             if cfg.channels_last and channels_last(device) and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device) if cfg.use_autocast else contextlib.nullcontext():

@@ -279,3 +279,43 @@ def test_xdist_controller_reports_once_with_every_workers_verdicts(tmp_path):
                 if line.startswith("| ")]
     assert rows(tmp_path / "par") == rows(tmp_path / "serial")
     assert not list((tmp_path / "par" / "rep").glob(".report-*"))  # no half-built report left behind
+
+
+VARY_TESTS = textwrap.dedent('''
+    import pytest
+    from harness import rulebook
+    from harness.claims import Case
+    from harness.profiles import Budget
+    from harness.rulebook import Decision
+    from harness.rules import AtLeast, M
+    from harness.seeding import source_seed
+
+    VARIES = ("init", "split")
+    rulebook.RULES[("ltfn9_checkpoint_184mb", "v")] = {p: Decision(AtLeast(M("arm", "v"), 0.0, stat="each"))
+                                                       for p in ("cpu", "full")}
+    B = {p: Budget(seeds=3) for p in ("smoke", "cpu", "full")}
+
+    @pytest.mark.parametrize("case", [Case("ltfn9_checkpoint_184mb", B, "v")], ids=str)
+    def test_claim(case, claimbench):
+        ctx = claimbench.start(case)
+        cfg = {"vary": ctx.vary} if ctx.vary != "all" else {}
+        # the split moves the metric by 10 per seed, the initialisation by 1
+        def fn(s):
+            return {"metrics": {"v": 10.0 * source_seed("split", s, ctx.vary) + source_seed("init", s, ctx.vary)}}
+        runs = [ctx.run("arm", s, lambda s=s: fn(s), config=cfg) for s in ctx.seeds]
+        ctx.decide({"arm": runs})
+''')
+
+
+def test_sources_of_variance_are_stored_beside_and_named_on_the_page(tmp_path):
+    bad = _run(tmp_path, "--profile", "cpu", "--vary", "weather", tests=VARY_TESTS)
+    assert bad.returncode == 4 and "unknown --vary 'weather'; valid values: all, init, split" in bad.stderr
+    for vary in ("all", "init", "split", "order"):
+        r = _run(tmp_path, "--profile", "cpu", "--precision", "fp32", "--vary", vary, tests=VARY_TESTS)
+        assert r.returncode in (0, 5), r.stdout + r.stderr
+    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    assert sum(x["kind"] == "verdict" for x in recs) == 1  # --vary runs decide nothing
+    assert sorted((x["config"].get("vary", "all"), x["seed"]) for x in recs if x["kind"] == "run") == [
+        (v, s) for v in ("all", "init", "split") for s in range(3)]  # order: this family does not isolate it
+    page = (tmp_path / "rep" / "params.md").read_text()
+    assert "**sources of variance**" in page and "v[arm]: split (sd 10 of 11 with every source varying)" in page
