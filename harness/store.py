@@ -107,13 +107,16 @@ def now_utc() -> str:
 
 @lru_cache(maxsize=1)
 def git_info() -> dict[str, Any]:
-    """Commit of the checkout the harness runs from and whether it had uncommitted changes."""
+    """Commit of the checkout the harness runs from and whether its code had uncommitted changes. The
+    generated report (``reports/``: the store and its pages) does not count: the runs themselves write it, so
+    a second session from a clean checkout would otherwise call itself dirty."""
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                 ":(exclude)reports"], cwd=root, capture_output=True, text=True, timeout=10,
+                                check=True).stdout
         return {"commit": commit, "dirty": bool(status.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "dirty": None}
