@@ -321,19 +321,21 @@ def precision_control_section(rec: dict, runs: dict, profile: str) -> str:
         diff = abs(v32 - v16)
         rel = f"{diff / sd:.2f}" if sd == sd and sd > 0 else ("0" if diff == 0 else "-")
         rows.append([k, f"{v32:.4g}", f"{v16:.4g}", spread, rel])
-    swapped = "-"
-    try:
-        from harness import decide as D
+    def unadjusted(swap: bool) -> str:
+        try:
+            from harness import decide as D
 
-        arms = {label: [fp32 if r.get("run_id") == bf16["run_id"] else r for i in ids if (r := runs.get(i))]
-                for label, ids in (rec.get("arms") or {}).items()}
-        res = D.rule_for(rec["claim_id"], rec.get("variant", ""), profile).rule.decide(D.frame(arms), None)
-        swapped = LABELS[res.verdict]
-    except Exception as e:  # noqa: BLE001 -- presentation only; say why it is missing
-        swapped = f"cannot be computed ({type(e).__name__})"
+            arms = {label: [fp32 if swap and r.get("run_id") == bf16["run_id"] else r
+                            for i in ids if (r := runs.get(i))] for label, ids in (rec.get("arms") or {}).items()}
+            rule = D.rule_for(rec["claim_id"], rec.get("variant", ""), profile).rule
+            return LABELS[rule.decide(D.frame(arms), None).verdict]
+        except Exception as e:  # noqa: BLE001 -- presentation only; say why it is missing
+            return f"cannot be computed ({type(e).__name__})"
+    # both without the Holm adjustment, so the comparison isolates the one run's precision
     head = (f"**precision control**: arm `{pc['arm']}` seed {pc['seed']} trained again in fp32 (no autocast, "
-            f"contiguous memory), same seed, config and data order; with it in place of its bf16 twin the rule "
-            f"gives (unadjusted): **{swapped}**\n")
+            f"contiguous memory), same seed, config and data order. Without Holm's adjustment the rule gives "
+            f"**{unadjusted(False)}** on the bf16 runs and **{unadjusted(True)}** with the fp32 run in place of "
+            f"its bf16 twin (the verdict above is the adjusted one)\n")
     return head + "\n" + _md_table(["metric", "fp32 control", "bf16, same seed", "bf16 seeds of the arm",
                                      "|fp32 - bf16| in bf16 seed sds"], rows) + "\n"
 
