@@ -143,6 +143,16 @@ def set_deterministic(on: bool) -> None:
     torch.backends.cudnn.deterministic = True
 
 
+def deterministic() -> bool:
+    """Whether the session asked for deterministic algorithms (``--deterministic``)."""
+    return bool(_PRECISION.get("deterministic"))
+
+
+def threads_per_worker(workers: int) -> int:
+    """torch threads for each of ``workers`` processes sharing this machine's cores (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
 def precision(device: torch.device | None = None) -> str:
     """The session's precision; unset (outside the plugin): bf16 on CUDA, fp32 on the CPU."""
     if "mode" in _PRECISION:
@@ -208,7 +218,7 @@ def environment(device_label: str) -> dict[str, Any]:
     v = versions()
     return {"machine_id": _machine_id(), "device": device_label, "threads": torch.get_num_threads(),
             "precision": _PRECISION.get("mode", "default (bf16 on CUDA, fp32 on the CPU)"),
-            "deterministic": bool(_PRECISION.get("deterministic")),
+            "deterministic": deterministic(),
             "torch": v["torch"], "torchvision": v["torchvision"], "cuda": v["cuda"], "python": v["python"],
             "numpy": v["numpy"]}
 

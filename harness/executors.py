@@ -53,13 +53,14 @@ class WorkerSetup:
 def _apply_setup(setup: WorkerSetup) -> Any:
     import torch
 
-    from harness import device as dev
+    from harness.device import set_deterministic, set_precision
 
     if setup.threads:
         torch.set_num_threads(setup.threads)
-    dev._PRECISION["mode"] = setup.precision
-    dev.set_deterministic(setup.deterministic)
-    return torch.device("cuda", 0) if setup.device_type == "cuda" else torch.device("cpu")
+    device = torch.device("cuda", 0) if setup.device_type == "cuda" else torch.device("cpu")
+    set_precision(setup.precision, device)  # the session's resolved choice (fp32 / bf16): no new measurement
+    set_deterministic(setup.deterministic)
+    return device
 
 
 class RemoteContext(SimpleNamespace):

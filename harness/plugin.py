@@ -18,6 +18,7 @@ fallback so tox and CI can set them:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -31,10 +32,9 @@ import torch
 from harness import progress
 from harness import report as report_mod
 from harness.claims import CATALOGUE, Case, get_claim, parse_claim_ids
-from harness.device import (device_name, environment, environment_hash, precision, precision_note, precision_override, resolve_device,
-                             set_deterministic, set_precision,
-                            versions)
-from harness.device import _PRECISION as _PRECISION_FLAGS
+from harness.device import (deterministic, device_name, environment, environment_hash, precision, precision_note,
+                            precision_override, resolve_device, set_deterministic, set_precision,
+                            threads_per_worker, versions)
 from harness.executors import PendingRun, RemoteContext, WorkerSetup, make_executor
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
 from harness.seeding import VARY
@@ -223,11 +223,8 @@ class ClaimContext:
         # another process or host trains it; reading the returned run's fields waits for it
         remote = {k: v for k, v in call.items() if k != "session"}
         remote["ctx"] = self  # pickled as a RemoteContext, the same object the run's function closes over
-        threads = None
-        if self.device.type == "cpu":
-            threads = max(1, (os.cpu_count() or 1) // max(1, getattr(ex, "workers", 1)))
-        setup = WorkerSetup(precision(self.device), bool(_PRECISION_FLAGS.get("deterministic")), self.device.type,
-                            threads)
+        threads = threads_per_worker(getattr(ex, "workers", 1)) if self.device.type == "cpu" else None
+        setup = WorkerSetup(precision(self.device), deterministic(), self.device.type, threads)
 
         def done(pending, rec):
             self._calls[rec["run_id"]] = call
@@ -373,9 +370,10 @@ def pytest_configure(config: pytest.Config) -> None:
         vary = (opt("--vary") or os.environ.get("CLAIMBENCH_VARY") or "all").strip().lower()
         if vary not in VARY:
             raise UsageError(f"unknown --vary {vary!r}; valid values: {', '.join(VARY)}")
-        cache_dir_opt = opt("--cache-dir") or os.environ.get("CLAIMBENCH_CACHE_DIR") or str(ROOT / ".cache")
+        cache_dir = Path(opt("--cache-dir") or os.environ.get("CLAIMBENCH_CACHE_DIR") or str(ROOT / ".cache")
+                         ).expanduser().resolve()
         executor = make_executor(opt("--executor"), device_type=device.type, workers=opt("--workers"),
-                                 cache_dir=Path(cache_dir_opt).expanduser().resolve(), cluster=opt("--cluster"),
+                                 cache_dir=cache_dir, cluster=opt("--cluster"),
                                  partition=opt("--slurm-partition"), gpus_per_node=opt("--gpus-per-node"),
                                  timeout_min=opt("--timeout-min"))
     except UsageError as e:
@@ -402,7 +400,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if unknown:
         raise pytest.UsageError(f"unknown folder dataset(s) {', '.join(unknown)} (from --folder or "
                                 f"CLAIMBENCH_FOLDER_<NAME>); known: {', '.join(FOLDER_DATASETS)}")
-    cache_dir = opt("--cache-dir") or os.environ.get("CLAIMBENCH_CACHE_DIR") or str(ROOT / ".cache")
 
     def announce(message: str) -> None:
         tr = config.pluginmanager.get_plugin("terminalreporter")
@@ -421,16 +418,15 @@ def pytest_configure(config: pytest.Config) -> None:
         # pytest-xdist: worker gwK trains on the K-th visible GPU (an index into CUDA_VISIBLE_DEVICES)
         device = torch.device("cuda", int(worker["workerid"][2:]) % torch.cuda.device_count())
     elif worker and device.type == "cpu":  # N CPU workers share the cores instead of each taking all of them
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(worker.get("workercount", 1))))
+        torch.set_num_threads(threads_per_worker(int(worker.get("workercount", 1))))
     config.stash[STATE_KEY] = ClaimBench(
-        profile=profile, seeds=seeds, device=device, device_name=device_name(device),
-        device_chosen=(opt("--device") or os.environ.get("CLAIMBENCH_DEVICE") or "auto").strip().lower() != "auto",
+        profile=profile, seeds=seeds, device=device, device_name=device_name(device), device_chosen=spec != "auto",
         data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
         allow_download=bool(allow) or not (opt("--offline") or _env_flag("CLAIMBENCH_OFFLINE")),
         user_weights=bool(opt("--user-weights")) or _env_flag("CLAIMBENCH_USER_WEIGHTS"),
         report_dir=Path(report_dir).expanduser().resolve(), fresh=bool(opt("--fresh")), claims=claims,
         weights_file=Path(weights).expanduser().resolve() if weights else None, folders=folders,
-        cache_dir=Path(cache_dir).expanduser().resolve(), announce=announce, executor=executor, vary=vary,
+        cache_dir=cache_dir, announce=announce, executor=executor, vary=vary,
     )
 
 
@@ -561,8 +557,6 @@ def pytest_testnodedown(node, error) -> None:
     out = getattr(node, "workeroutput", None) or {}
     if s is None or "claimbench" not in out:
         return
-    import json
-
     got = json.loads(out["claimbench"])
     s.session_verdicts.extend(got["verdicts"])
     s.collected_claims.update(got["collected"])
@@ -573,8 +567,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if s is None:
         return
     if _xdist_worker(session.config):  # a worker hands its verdicts to the controller and writes no report
-        import json
-
         session.config.workeroutput["claimbench"] = json.dumps(
             {"verdicts": s.session_verdicts, "collected": sorted(s.collected_claims)}, default=str)
         return
