@@ -25,7 +25,7 @@ from tabulate import tabulate
 
 from harness import stability
 from harness.claims import CATALOGUE, FAMILIES, Claim
-from harness.decide import as_fields, derive_profile, run_index
+from harness.decide import as_fields, derive_profile, frame, rule_for, run_index
 from harness.profiles import PROFILES
 from harness.records import Images, Lines, Series, figure_from_dict
 from harness.rulebook import HYPOTHESES, decision
@@ -313,8 +313,8 @@ def precision_control_section(rec: dict, runs: dict, profile: str) -> str:
         v16 = (bf16.get("metrics") or {}).get(k)
         if isinstance(v32, bool) or not isinstance(v32, (int, float)) or not isinstance(v16, (int, float)):
             continue
-        vals = np.array([r["metrics"][k] for r in arm_runs if isinstance((r.get("metrics") or {}).get(k), (int, float))
-                         and (r.get("metrics") or {}).get(k) is not None], float)
+        vals = np.array([r["metrics"][k] for r in arm_runs
+                         if isinstance((r.get("metrics") or {}).get(k), (int, float))], float)
         vals = vals[np.isfinite(vals)]
         sd = float(vals.std(ddof=1)) if vals.size > 1 else float("nan")
         spread = f"{vals.mean():.4g} (sd {sd:.3g}, n={vals.size})" if vals.size else "-"
@@ -323,12 +323,10 @@ def precision_control_section(rec: dict, runs: dict, profile: str) -> str:
         rows.append([k, f"{v32:.4g}", f"{v16:.4g}", spread, rel])
     def unadjusted(swap: bool) -> str:
         try:
-            from harness import decide as D
-
             arms = {label: [fp32 if swap and r.get("run_id") == bf16["run_id"] else r
                             for i in ids if (r := runs.get(i))] for label, ids in (rec.get("arms") or {}).items()}
-            rule = D.rule_for(rec["claim_id"], rec.get("variant", ""), profile).rule
-            return LABELS[rule.decide(D.frame(arms), None).verdict]
+            rule = rule_for(rec["claim_id"], rec.get("variant", ""), profile).rule
+            return LABELS[rule.decide(frame(arms), None).verdict]
         except Exception as e:  # noqa: BLE001 -- presentation only; say why it is missing
             return f"cannot be computed ({type(e).__name__})"
     # both without the Holm adjustment, so the comparison isolates the one run's precision
@@ -346,9 +344,6 @@ def variance_section(rec: dict, runs: dict, profile: str) -> str:
     are held at seed 0's values (``--vary``; Bouthillier et al. 2021). Empty when the store has none."""
     import json as _json
 
-    from harness.decide import frame, rule_for
-    from harness.stability import _terms
-
     def key(r):
         cfg = {k: v for k, v in (r.get("config") or {}).items() if k != "vary"}
         return (r.get("experiment"), r.get("arm"), r.get("profile"), _json.dumps(cfg, sort_keys=True))
@@ -363,7 +358,7 @@ def variance_section(rec: dict, runs: dict, profile: str) -> str:
     if not by_source:
         return ""
     try:
-        terms = _terms(rule_for(rec["claim_id"], rec.get("variant", ""), profile).rule)
+        terms = stability.rule_terms(rule_for(rec["claim_id"], rec.get("variant", ""), profile).rule)
     except KeyError:
         return ""
     sources = [s for s in ("init", "split", "order", "augment") if s in by_source]

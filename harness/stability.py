@@ -60,7 +60,8 @@ def environments(records: Iterable[dict]) -> dict[str, dict]:
     return {r["env_hash"]: r.get("env") or {} for r in records if r.get("kind") == "run" and r.get("env_hash")}
 
 
-def _terms(rule) -> list:
+def rule_terms(rule) -> list:
+    """The metric terms (``M``) a rule reads, each once, in the rule's order."""
     out = []
     for leaf in rule.leaves():
         for name in ("term", "a", "b"):
@@ -79,7 +80,7 @@ def _moved(rows_by_env: dict[str, dict], runs: dict[str, dict], profile: str) ->
     except KeyError:
         return []
     moved = []
-    for term in _terms(rule):
+    for term in rule_terms(rule):
         stats = {}
         for env, rec in rows_by_env.items():
             try:
@@ -90,19 +91,19 @@ def _moved(rows_by_env: dict[str, dict], runs: dict[str, dict], profile: str) ->
             if v.size:
                 stats[env] = (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan"), v.size)
         envs = list(stats)
-        worst = None
+        worst, worst_ratio = None, 0.0  # the pair of environments that moved the term most, in seed sds
         for i, a in enumerate(envs):
             for b in envs[i + 1:]:
                 (ma, sa, _), (mb, sb, _) = stats[a], stats[b]
                 diff = abs(ma - mb)
                 spread = np.nanmax([sa, sb]) if not (np.isnan(sa) and np.isnan(sb)) else float("nan")
                 if np.isnan(spread):
-                    if diff > 1e-9 * max(1.0, abs(ma), abs(mb)):
-                        worst = f"{term.render()}: {diff:.3g} (n=1, no seed spread)"
+                    if diff > 1e-9 * max(1.0, abs(ma), abs(mb)) and worst_ratio < float("inf"):
+                        worst, worst_ratio = f"{term.render()}: {diff:.3g} (n=1, no seed spread)", float("inf")
                 elif diff > spread:
                     ratio = diff / spread if spread > 0 else float("inf")
-                    text = f"{term.render()}: {diff:.3g} = {ratio:.1f} seed sd"
-                    worst = text if worst is None else worst
+                    if worst is None or ratio > worst_ratio:
+                        worst, worst_ratio = f"{term.render()}: {diff:.3g} = {ratio:.1f} seed sd", ratio
         if worst:
             moved.append(worst)
     return moved
