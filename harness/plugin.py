@@ -144,6 +144,7 @@ class ClaimBench:
     vary: str = "all"  # --vary: the one source of randomness that follows the seed ("all": every source)
     collected_claims: set[str] = field(default_factory=set)
     report_error: str = ""
+    stored_elsewhere: bool = False  # pytest-xdist controller: a worker stored runs (the report is built here)
     planned: int = 0  # claim tests selected for this session
     started: float = field(default_factory=time.perf_counter)  # every claim id with a test, before -k / --claims
 
@@ -560,6 +561,7 @@ def pytest_testnodedown(node, error) -> None:
     got = json.loads(out["claimbench"])
     s.session_verdicts.extend(got["verdicts"])
     s.collected_claims.update(got["collected"])
+    s.stored_elsewhere = s.stored_elsewhere or got["stored"]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -568,9 +570,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if _xdist_worker(session.config):  # a worker hands its verdicts to the controller and writes no report
         session.config.workeroutput["claimbench"] = json.dumps(
-            {"verdicts": s.session_verdicts, "collected": sorted(s.collected_claims)}, default=str)
+            {"verdicts": s.session_verdicts, "collected": sorted(s.collected_claims),
+             "stored": bool(s.session_runs)}, default=str)
         return
-    if not s.session_verdicts and not s.session_runs:  # (a --vary session stores runs, no verdicts)
+    if not (s.session_verdicts or s.session_runs or s.stored_elsewhere):  # (--vary stores runs, no verdicts)
         return
     try:
         report_mod.build(s.report_dir / "store", s.report_dir)

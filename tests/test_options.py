@@ -69,29 +69,28 @@ def _pytest(*args):
                           text=True, timeout=300)
 
 
+USAGE_ERRORS = [  # (options, what the message must say)
+    (("--profile", "gpu"), "valid profiles: smoke, cpu, full"),
+    (("--claims", "ltfn9_checkpoint"), "unknown claim id"),
+    (("--seeds", "two"), "malformed --seeds"),
+    (("--folder", "kittencat"), "malformed --folder 'kittencat'; give NAME=DIR"),
+    (("--claims", ",,,"), "names no claim"),
+    (("--seeds", "99999999999"), "more than 1000 seeds"),
+    (("--folder", "kittens=/tmp"), "unknown folder dataset(s) kittens"),
+    (("--profile", "smoke", "--report-dir", "reports"), "never writes into the published report"),
+]
+
+
 def test_command_line_usage_errors_and_collection():
-    bad = _pytest("benchmarks", "--collect-only", "-q", "--profile", "gpu")
-    assert bad.returncode == 4 and "valid profiles: smoke, cpu, full" in bad.stderr
-    bad = _pytest("benchmarks", "--collect-only", "-q", "--claims", "ltfn9_checkpoint")
-    assert bad.returncode == 4 and "unknown claim id" in bad.stderr
-    bad = _pytest("benchmarks", "--collect-only", "-q", "--seeds", "two")
-    assert bad.returncode == 4 and "malformed --seeds" in bad.stderr
-    bad = _pytest("benchmarks", "--collect-only", "-q", "--folder", "kittencat")
-    assert bad.returncode == 4 and "malformed --folder 'kittencat'; give NAME=DIR" in bad.stderr
+    for args, message in USAGE_ERRORS:
+        bad = _pytest("benchmarks", "--collect-only", "-q", *args)
+        assert bad.returncode == 4 and message in bad.stderr, (args, bad.stderr)
     ok = _pytest("benchmarks", "--collect-only", "-q", "--profile", "smoke")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     for cid in CATALOGUE:  # every claim of the catalogue has a test
         assert cid in ok.stdout, cid
     one = _pytest("benchmarks", "--collect-only", "-q", "-k", "ltfn9_checkpoint_184mb")
     assert one.stdout.count("ltfn9_checkpoint_184mb") == 1
-    bad = _pytest("benchmarks", "--collect-only", "-q", "--claims", ",,,")
-    assert bad.returncode == 4 and "names no claim" in bad.stderr
-    bad = _pytest("benchmarks", "--collect-only", "-q", "--seeds", "99999999999")
-    assert bad.returncode == 4 and "more than 1000 seeds" in bad.stderr
-    bad = _pytest("benchmarks", "--collect-only", "-q", "--folder", "kittens=/tmp")
-    assert bad.returncode == 4 and "unknown folder dataset(s) kittens" in bad.stderr
-    bad = _pytest("benchmarks", "--collect-only", "-q", "--profile", "smoke", "--report-dir", "reports")
-    assert bad.returncode == 4 and "never writes into the published report" in bad.stderr
     sel = _pytest("benchmarks", "--collect-only", "-q", "--claims", "ltfn9_checkpoint_184mb")
     assert sel.returncode == 0 and "test_speed" not in sel.stdout and "overhead" not in sel.stdout, sel.stdout
     assert sel.stdout.count("::") == 1
