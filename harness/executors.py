@@ -31,6 +31,7 @@ import collections.abc
 import concurrent.futures as cf
 import multiprocessing
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -140,6 +141,7 @@ class Local:
     retries: int = 2
     name: str = "local"
     _pool: cf.ProcessPoolExecutor | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _start(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
@@ -159,18 +161,22 @@ class Local:
         outer: cf.Future = cf.Future()
 
         def attempt(left: int) -> None:
-            try:
-                inner = self._start().submit(_execute_pickled, store_root, payload, setup)
-            except cf.process.BrokenProcessPool:
-                self._pool = None
-                inner = self._start().submit(_execute_pickled, store_root, payload, setup)
+            with self._lock:  # one pool at a time: the runs a dead worker broke all retry into the same new one
+                pool = self._start()
+                try:
+                    inner = pool.submit(_execute_pickled, store_root, payload, setup)
+                except cf.process.BrokenProcessPool:
+                    self._retire(pool)
+                    pool = self._start()
+                    inner = pool.submit(_execute_pickled, store_root, payload, setup)
 
             def done(f: cf.Future) -> None:
                 exc = f.exception()
                 if isinstance(exc, cf.process.BrokenProcessPool) and left > 0:
                     # a worker died (killed, out of memory): rebuild the pool and ask again; the store's lock
                     # died with the worker, and a run it had finished is found stored
-                    self._pool = None
+                    with self._lock:
+                        self._retire(pool)
                     attempt(left - 1)
                 elif exc is not None:
                     outer.set_exception(exc)
@@ -181,6 +187,11 @@ class Local:
 
         attempt(self.retries)
         return outer
+
+    def _retire(self, broken: cf.ProcessPoolExecutor) -> None:
+        """Drop the pool that broke (call with the lock held); a newer pool another run already started stays."""
+        if self._pool is broken:
+            self._pool = None
 
     def close(self) -> None:
         if self._pool is not None:
