@@ -10,6 +10,7 @@ import torch
 
 from fixtures.activations import activation_report, he_variance_ratio, layer_outputs
 from fixtures.models import init_convnet4, make_convnet4
+from harness.device import prepare_model
 from harness.plugin import ClaimContext
 from harness.profiles import Budget
 from harness.seeding import seed_all
@@ -84,7 +85,7 @@ def trained(ctx: ClaimContext, data, init, lr, opt, seed, scale=1.0):
     def fn():
         gens = seed_all(seed)
         device = ctx.device
-        model = init_convnet4(make_convnet4(width=s["width"]), init, gens.torch, scale).to(device)
+        model = prepare_model(init_convnet4(make_convnet4(width=s["width"]), init, gens.torch, scale), device)
         optimizer = OPTIMIZERS[opt](model.parameters(), lr)
         train_t, test_t, x_probe = tensors(data, device, s["test_n"])
         at_init = evaluate(model, test_t)

@@ -41,12 +41,14 @@ from harness import recipe as R
 from fixtures.circles import RENDER_VERSION, counting_dataset, crop_label_noise, place_circles_batch, renderer_speed, sizes_for
 from harness import stats
 from harness.claims import Case
+from harness.device import prepare_model
 from harness.estimate import estimate, train_flops_per_image
 from harness.profiles import Budget
 from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all
 from harness.plugin import ClaimBench, ClaimContext
 from harness.records import Bars, Lines, Strip, Table
+from harness.train import forward
 
 PART1_SMALL = (1, 2, 3, 4, 5)
 PART1_LARGE = (45, 46, 47, 48, 49, 50)
@@ -160,7 +162,8 @@ def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dic
         bank, targets = bank.to(dev), targets.to(dev)
         tr_idx, va_idx = torch.from_numpy(tr).to(dev), torch.from_numpy(va).to(dev)
         model = R.create_cnn(s["arch"], 1 if regress else len(spec["counts"]), width=s["width"],
-                             pretrained_state=pretrained_state).to(dev)
+                             pretrained_state=pretrained_state)
+        model = prepare_model(model, dev)
         loss_fn = _mse if regress else F.cross_entropy
         stages = [(mode, epochs, _lr(lr)) for mode, epochs, lr in spec["stages"]]
         out = R.fit_stages(model, bank, tr_idx, va_idx, targets, stages, train_kind=spec["transforms"],
@@ -198,7 +201,7 @@ def _run_metrics(out: dict, regress: bool) -> dict:
 def _predict(model, bank, idx) -> torch.Tensor:
     model.eval()
     pipe = R.Pipeline(bank, "center")
-    outs = [model(pipe(idx[i:i + 256])).float() for i in range(0, idx.shape[0], 256)]
+    outs = [forward(model, pipe(idx[i:i + 256]), idx.device) for i in range(0, idx.shape[0], 256)]
     return torch.cat(outs)
 
 

@@ -26,6 +26,7 @@ from fixtures.data import DataCorrupt, DataUnavailable
 from fixtures.folders import fetch_posts_folder, load_image_folder
 from harness import stats
 from harness.claims import Case
+from harness.device import prepare_model
 from harness.profiles import Budget
 from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all, source_seed
@@ -110,7 +111,8 @@ def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state
         labels = torch.from_numpy(data.labels.astype(np.int64)).to(dev)
         tr_np, va_np = R.random_split(len(data), split_seed)
         tr, va = torch.from_numpy(tr_np).to(dev), torch.from_numpy(va_np).to(dev)
-        model = R.create_cnn(s["arch"], len(data.classes), width=s["width"], pretrained_state=pretrained_state).to(dev)
+        model = prepare_model(R.create_cnn(s["arch"], len(data.classes), width=s["width"],
+                                           pretrained_state=pretrained_state), dev)
         stages = [("as_created", s["ep1"], slice(3e-3)), ("unfrozen", s["ep2"], slice(1e-4))]
         out = R.fit_stages(model, bank, tr, va, labels, stages, train_kind="default", generator=order_gen,
                            bs=s["bs"], lr_find_before=1, lr_find_it=s["lr_find_it"], label=f"{name} seed={seed}",

@@ -79,11 +79,18 @@ def lr_find(model: nn.Sequential, bank: ImageBank, train_idx: torch.Tensor, labe
             train_kind: str, generator: torch.Generator, bs: int = 64, start_lr: float = 1e-7,
             end_lr: float = 10.0, num_it: int = 100, loss_fn=F.cross_entropy,
             augment_generator: Optional[torch.Generator] = None) -> dict:
-    """fastai's LR range test; the model (weights and BN statistics) is restored afterwards.
+    """fastai's LR range test at the session's precision; the model (weights and BN statistics) is restored
+    afterwards.
 
     Returns lrs, raw and smoothed losses per iteration, whether it stopped early, and the points
     fastai's ``recorder.plot()`` shows (skipping the first 10 and the last 5)."""
+    from harness.train import forward
+    from harness.device import channels_last
+
     state = copy.deepcopy(model.state_dict())
+    dev = train_idx.device
+    if channels_last(dev):  # the layout and precision the training that follows uses
+        model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, lr_range(start_lr))
     pipe = Pipeline(bank, train_kind)
     y_all = labels
@@ -102,8 +109,8 @@ def lr_find(model: nn.Sequential, bank: ImageBank, train_idx: torch.Tensor, labe
             pos = 0
         idx = perm[pos:pos + bs]
         pos += bs
-        loss = loss_fn(model(pipe(idx, augment_generator if augment_generator is not None else generator)).float(),
-                       y_all[idx])
+        x = pipe(idx, augment_generator if augment_generator is not None else generator)
+        loss = loss_fn(forward(model, x, dev), y_all[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

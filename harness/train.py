@@ -45,7 +45,7 @@ class TrainConfig:
     eval_every: Optional[int] = None  # steps between evaluations; None = each epoch (epochs) / end (steps)
     eval_batch_size: int = 1000
     use_autocast: bool = True  # bf16 when the session's precision is bf16 (the default on CUDA)
-    channels_last: bool = False  # NHWC batches for 4-D inputs where the device takes them (CUDA, or bf16)
+    channels_last: bool = True  # NHWC model and 4-D batches where the device takes them (CUDA, or bf16)
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
@@ -68,10 +68,26 @@ class RunResult:
         return asdict(self)
 
 
+def as_batch(x: torch.Tensor, device: torch.device, use_channels_last: bool = True) -> torch.Tensor:
+    """A 4-D image batch in the memory format the session trains in (NHWC where ``channels_last(device)``),
+    so training, evaluation, the LR finder and the flawed evaluation all run the same kernels."""
+    if use_channels_last and x.dim() == 4 and channels_last(device):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def forward(model: nn.Module, x: torch.Tensor, device: torch.device, *, use_autocast: bool = True,
+            use_channels_last: bool = True) -> torch.Tensor:
+    """``model(x)`` at the session's precision (bf16 autocast when it is bf16), as float32 logits."""
+    x = as_batch(x, device, use_channels_last)
+    with autocast(device) if use_autocast else contextlib.nullcontext():
+        return model(x).float()
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1000,
              loss_fn: Callable = F.cross_entropy, transform: Optional[Callable] = None,
-             use_autocast: bool = True) -> dict:
+             use_autocast: bool = True, use_channels_last: bool = True) -> dict:
     """Mean loss and accuracy over a whole tensor dataset, in eval mode, without updating anything."""
     x_all, y_all = data
     device = x_all.device
@@ -84,9 +100,7 @@ def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1000,
         x, y = x_all[i:i + batch_size], y_all[i:i + batch_size]
         if transform is not None:
             x = transform(x)
-        with autocast(device) if use_autocast else contextlib.nullcontext():
-            out = model(x)
-        out = out.float()
+        out = forward(model, x, device, use_autocast=use_autocast, use_channels_last=use_channels_last)
         total_loss += loss_fn(out, y, reduction="sum").double()
         correct += (out.argmax(1) == y).sum()
     model.train(was_training)
@@ -101,18 +115,19 @@ def evaluate_while_training(model: nn.Module, optimizer: torch.optim.Optimizer, 
     scored with the current weights, then the optimiser *also trains on it* before the next batch.
 
     Works on a copy of the model and of the optimiser's state (bound to the copy's parameters), so the
-    real model and optimiser are left untouched.
+    real model and optimiser are left untouched. Runs at the session's precision, like the training it follows.
     """
     model = copy.deepcopy(model)
     state = optimizer.state_dict()
     optimizer = type(optimizer)(model.parameters(), **optimizer.defaults)
     optimizer.load_state_dict(state)  # moments and step counts, matched by parameter order
     x_all, y_all = data
+    device = x_all.device
     model.train()
     total_loss, correct, n = 0.0, 0, x_all.shape[0]
     for i in range(0, n, batch_size):
         x, y = x_all[i:i + batch_size], y_all[i:i + batch_size]
-        out = model(x).float()
+        out = forward(model, x, device)
         loss = loss_fn(out, y)
         total_loss += float(loss.detach()) * x.shape[0]
         correct += int((out.argmax(1) == y).sum())
@@ -172,6 +187,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
 
     losses = torch.zeros(total, device=device, dtype=torch.float32)
     result = RunResult()
+    if cfg.channels_last and channels_last(device):
+        model.to(memory_format=torch.channels_last)  # in place: the optimiser keeps its parameters
     model.train()
     synchronize(device)
     t0 = time.perf_counter()
@@ -193,7 +210,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
         row["train_loss"] = float(window.mean()) if window.numel() else float("nan")
         if valid_data is not None:
             ev = evaluate(model, valid_data, batch_size=cfg.eval_batch_size, loss_fn=loss_fn,
-                          transform=valid_transform, use_autocast=cfg.use_autocast)
+                          transform=valid_transform, use_autocast=cfg.use_autocast,
+                          use_channels_last=cfg.channels_last)
             row.update(valid_loss=ev["loss"], error_rate=ev["error_rate"])
         result.history.append(row)
         last_eval = step
@@ -207,11 +225,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
             x, y = x_all[idx], y_all[idx]
             if transform is not None:
                 x = transform(x, augment_generator if augment_generator is not None else generator)
-            if cfg.channels_last and channels_last(device) and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device) if cfg.use_autocast else contextlib.nullcontext():
-                out = model(x)
-            loss = loss_fn(out.float(), y)
+            loss = loss_fn(forward(model, x, device, use_autocast=cfg.use_autocast,
+                                   use_channels_last=cfg.channels_last), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -75,9 +75,14 @@ def _to(self, *args, **kwargs):
     """``Tensor.to`` that moves to the pretend device (the real one would start the CUDA runtime)."""
     device, dtype, non_blocking, memory_format = torch._C._nn._parse_to(*args, **kwargs)
     kw = {k: v for k, v in (("dtype", dtype), ("memory_format", memory_format)) if v is not None}
+    if isinstance(self, FakeCuda) and (device is None or device.type == "cuda"):
+        # stays on the device; torch's own memory-format path would pass the C++ device (CPU) and so read as a
+        # copy to the host, so the layout change goes through ``contiguous`` (dispatched, autograd kept)
+        out = self if dtype is None else _ORIGINAL_TO(self, dtype)
+        if memory_format is not None and memory_format != torch.preserve_format:
+            out = out.contiguous(memory_format=memory_format)
+        return out
     if device is not None and device.type == "cuda":
-        if isinstance(self, FakeCuda):
-            return _ORIGINAL_TO(self, **kw) if kw else self
         return FakeCuda(_ORIGINAL_TO(self, "cpu", copy=kwargs.get("copy", False), **kw).detach()
                         ).requires_grad_(self.requires_grad)
     if device is not None and device.type == "cpu" and isinstance(self, FakeCuda):

@@ -101,3 +101,41 @@ def test_full_profile_estimates_per_family_on_the_detected_device():
     assert lines[1].startswith("counting: 32") and " h on NVIDIA H200" not in lines[1]  # minutes at 30% of peak
     cpu = family_estimates("CPU (AMD EPYC, 2 threads)", {"cifar"})[0]
     assert "days on CPU" in cpu
+
+
+@pytest.mark.parametrize("mode", ["fp32", "bf16"])
+def test_every_pass_of_a_run_uses_the_sessions_precision_and_layout(mode):
+    """Training, evaluation, the LR finder and the posts' flawed evaluation all run the convolutions at the
+    session's precision and, under bf16, in channels_last (before, the LR finder and the flawed evaluation
+    ran fp32 NCHW inside bf16 runs)."""
+    from fixtures.models import make_convnet4
+    from harness import recipe as R
+    from harness.device import precision_override
+    from harness.train import evaluate_while_training
+
+    seen = []
+
+    def hook(mod, inp, out):
+        seen.append((out.dtype, inp[0].is_contiguous(memory_format=torch.channels_last)))
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(40, 1, 28, 28, generator=g), torch.randint(0, 10, (40,), generator=g)
+    want = (torch.bfloat16, True) if mode == "bf16" else (torch.float32, False)
+    with precision_override(mode):
+        model = make_convnet4(width=0.125)
+        model.convs()[1].register_forward_hook(hook)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        train(model, opt, (x, y), (x, y), TrainConfig(steps=2, batch_size=20), generator=g)
+        assert model.convs()[1].weight.is_contiguous(memory_format=torch.channels_last) == want[1]
+        evaluate(model, (x, y))
+        evaluate_while_training(model, opt, (x, y), batch_size=20)
+        passes = {"train + evaluate + flawed evaluation": list(seen)}
+        seen.clear()
+        bank = R.ImageBank.from_arrays(torch.randint(0, 255, (40, 40, 40, 3), dtype=torch.uint8).numpy(), 32)
+        net = R.create_cnn("resnet10", 2, width=0.125)
+        net[0][4][0].conv1.register_forward_hook(hook)
+        R.lr_find(net, bank, torch.arange(40), torch.randint(0, 2, (40,)), train_kind="dihedral",
+                  generator=g, bs=8, num_it=3)
+        passes["lr_find"] = list(seen)
+    for name, got in passes.items():
+        assert got and set(got) == {want}, (name, set(got))
