@@ -129,3 +129,18 @@ def test_paired_mdd_and_welch_interval():
     a, b = np.array([0.9, 0.91, 0.93, 0.92, 0.95]), np.array([0.8, 0.84, 0.81, 0.86, 0.83, 0.85])
     ci = st.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     assert stats.welch_ci(a, b) == pytest.approx((ci.low, ci.high))
+
+
+def test_nearly_constant_samples_give_a_p_value_not_a_warning():
+    """scipy's 'catastrophic cancellation' warning on nearly identical values (a constant-prediction arm scores
+    the same accuracy on every seed, up to rounding) must not stop a session whose warnings are errors; the
+    p-value is scipy's unchanged."""
+    import warnings
+
+    from harness import stats
+
+    a, b = [0.1135, 0.1135 + 1e-17, 0.1135], [0.2, 0.25, 0.3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for p in (stats.welch(b, a).p, stats.one_sample(a, 0.1).p, stats.paired_t(b, a).p):
+            assert 0 <= p <= 1
