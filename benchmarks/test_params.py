@@ -141,6 +141,10 @@ def _save_checkpoint(width: float, batch: int, seed: int, folder: Path) -> dict:
     y = torch.randint(0, 10, (batch * ADAM_STEPS,), generator=gens.torch)
     result = train(model, opt, (x, y), None, TrainConfig(steps=ADAM_STEPS, batch_size=batch, order="contiguous"),
                    generator=gens.torch, label="vgg adam steps")
+    # back to the standard layout before saving: the restore builds the class afresh (NCHW), and its logits are
+    # compared with these, so both must run the same kernels (a bf16 session trains in channels_last, whose
+    # convolutions round differently, ~1e-6, which is not what the round trip is about)
+    model = model.to(memory_format=torch.contiguous_format)
     ckpt = folder / "vgg_net.pt"
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": ADAM_STEPS}, ckpt)
     torch.save(model.state_dict(), folder / "params_only.pt")
