@@ -14,6 +14,7 @@ from harness.device import prepare_model
 from harness.plugin import ClaimContext
 from harness.profiles import Budget
 from harness.seeding import seed_all
+from harness.stacked import train_stacked_runs, unstack_optimizer
 from harness.train import TrainConfig, evaluate, evaluate_while_training, train
 
 POSTS_LR = {"large": 1e-7, "small_conv": 1e-7, "small_all": 1e-7, "he_xavier": 1e-3}
@@ -75,50 +76,104 @@ def probe(ctx: ClaimContext, data, init, seed):
                    config={"init": init, "width": 1.0, "probe": "first 100 test images", "metrics": 2})
 
 
-def trained(ctx: ClaimContext, data, init, lr, opt, seed, scale=1.0):
-    """One training run of the ConvNet (shared between the claims that need the same arm)."""
+def _config(ctx: ClaimContext, data, init, lr, opt, scale) -> dict:
     s = ctx.budget.settings
-    cfg = {"dataset": data.name, "init": init, "scale": scale, "lr": lr, "optimizer": opt,
-           "width": s["width"], "steps": s["steps"], "test_n": s["test_n"], "eval_every": s["eval_every"],
-           "batch": 100, "order": "contiguous", "target_acc": s["target_acc"], "metrics": 2}
+    return {"dataset": data.name, "init": init, "scale": scale, "lr": lr, "optimizer": opt,
+            "width": s["width"], "steps": s["steps"], "test_n": s["test_n"], "eval_every": s["eval_every"],
+            "batch": 100, "order": "contiguous", "target_acc": s["target_acc"], "metrics": 2}
+
+
+def _train_config(s: dict) -> TrainConfig:
+    return TrainConfig(steps=s["steps"], batch_size=100, order="contiguous", eval_every=s["eval_every"])
+
+
+def _model(ctx: ClaimContext, init, seed, scale):
+    gens = seed_all(seed)
+    model = prepare_model(init_convnet4(make_convnet4(width=ctx.budget.settings["width"]), init, gens.torch, scale),
+                          ctx.device)
+    return model, gens
+
+
+def _finish(model, optimizer, res, at_init, test_t, x_probe, target_acc, execution: dict) -> dict:
+    """The run's record from its trained model: final numbers, activations after training, the posts' flawed
+    evaluation, the metrics the rules read (the same whether the run trained alone or stacked)."""
+    out = {"history": res.history, "diverged": res.diverged, "wall_s": res.wall_s, "steps": res.steps,
+           "init_eval": at_init, "final": {}, "execution": execution}
+    labels = test_t[1]
+    constant = float(torch.bincount(labels.cpu(), minlength=10).max()) / labels.numel()
+    # a diverged run scores 0 accuracy (a recorded outcome, not a missing one); its cost is undefined
+    metrics = {"test_acc": 0.0, "test_cost": None, "init_cost": at_init["loss"], "init_acc": at_init["acc"],
+               "constant_acc": constant, "diverged": res.diverged is not None,
+               "steps_to_target": steps_to(res.history, target_acc)}
+    if res.diverged is None:
+        out["final"] = {**res.final, "test_acc": 1 - res.final["error_rate"],
+                        "test_cost": res.final["valid_loss"]}
+        out["after"] = _clean_report(activation_report(model, x_probe))
+        # the posts' flawed evaluation, on copies, as a flagged second number
+        ev = evaluate_while_training(model, optimizer, test_t)
+        out["final"]["buggy_test_acc"], out["final"]["buggy_test_cost"] = ev["acc"], ev["loss"]
+        acc, cost = out["final"]["test_acc"], out["final"]["test_cost"]
+        metrics.update(test_acc=acc, test_cost=cost, cost_moved=abs(cost - at_init["loss"]),
+                       acc_moved=abs(acc - at_init["acc"]), acc_above_constant=acc - constant,
+                       spread_ratio_after=out["after"]["spread_ratio_4_1"],
+                       saturated_after=out["after"]["saturated_share"],
+                       max_prob_after=out["after"]["max_prob_mean"], buggy_test_acc=ev["acc"])
+    out["metrics"] = metrics
+    return out
+
+
+def _run_fn(ctx: ClaimContext, data, init, lr, opt, seed, scale):
+    """The run-by-run training of one seed."""
+    s = ctx.budget.settings
 
     def fn():
-        gens = seed_all(seed)
-        device = ctx.device
-        model = prepare_model(init_convnet4(make_convnet4(width=s["width"]), init, gens.torch, scale), device)
+        model, gens = _model(ctx, init, seed, scale)
         optimizer = OPTIMIZERS[opt](model.parameters(), lr)
-        train_t, test_t, x_probe = tensors(data, device, s["test_n"])
+        train_t, test_t, x_probe = tensors(data, ctx.device, s["test_n"])
         at_init = evaluate(model, test_t)
-        res = train(model, optimizer, train_t, test_t,
-                    TrainConfig(steps=s["steps"], batch_size=100, order="contiguous",
-                                eval_every=s["eval_every"]),
-                    generator=gens.torch, label=f"{init} {opt} lr={lr:g} seed={seed}")
-        out = {"history": res.history, "diverged": res.diverged, "wall_s": res.wall_s, "steps": res.steps,
-               "init_eval": at_init, "final": {}}
-        labels = test_t[1]
-        constant = float(torch.bincount(labels.cpu(), minlength=10).max()) / labels.numel()
-        # a diverged run scores 0 accuracy (a recorded outcome, not a missing one); its cost is undefined
-        metrics = {"test_acc": 0.0, "test_cost": None, "init_cost": at_init["loss"], "init_acc": at_init["acc"],
-                   "constant_acc": constant, "diverged": res.diverged is not None,
-                   "steps_to_target": steps_to(res.history, s["target_acc"])}
-        if res.diverged is None:
-            out["final"] = {**res.final, "test_acc": 1 - res.final["error_rate"],
-                            "test_cost": res.final["valid_loss"]}
-            out["after"] = _clean_report(activation_report(model, x_probe))
-            # the posts' flawed evaluation, on copies, as a flagged second number
-            ev = evaluate_while_training(model, optimizer, test_t)
-            out["final"]["buggy_test_acc"], out["final"]["buggy_test_cost"] = ev["acc"], ev["loss"]
-            acc, cost = out["final"]["test_acc"], out["final"]["test_cost"]
-            metrics.update(test_acc=acc, test_cost=cost, cost_moved=abs(cost - at_init["loss"]),
-                           acc_moved=abs(acc - at_init["acc"]), acc_above_constant=acc - constant,
-                           spread_ratio_after=out["after"]["spread_ratio_4_1"],
-                           saturated_after=out["after"]["saturated_share"],
-                           max_prob_after=out["after"]["max_prob_mean"], buggy_test_acc=ev["acc"])
-        out["metrics"] = metrics
-        return out
+        res = train(model, optimizer, train_t, test_t, _train_config(s), generator=gens.torch,
+                    label=f"{init} {opt} lr={lr:g} seed={seed}")
+        return _finish(model, optimizer, res, at_init, test_t, x_probe, s["target_acc"], {"mode": "run-by-run"})
 
-    return ctx.run(f"{init}-{opt}-lr{lr:g}-x{scale:g}", seed, fn, config=cfg,
-                   experiment=f"convnet-train-{data.name}")
+    return fn
+
+
+def _stacked_fn(ctx: ClaimContext, data, init, lr, opt, scale):
+    """The seeds of an arm trained together (harness.stacked): each model initialised from its own seed exactly
+    as run by run, one vmapped step over the shared contiguous batch order, then each finished on its own."""
+    s = ctx.budget.settings
+
+    def train_many(seeds: list[int]) -> dict[int, dict]:
+        models = [_model(ctx, init, seed, scale)[0] for seed in seeds]
+        train_t, test_t, x_probe = tensors(data, ctx.device, s["test_n"])
+        at_init = [evaluate(m, test_t) for m in models]
+        make_opt = lambda params: OPTIMIZERS[opt](params, lr)  # noqa: E731
+        results, stacked_opt, params = train_stacked_runs(
+            models, make_opt, train_t, test_t, _train_config(s),
+            label=f"{init} {opt} lr={lr:g} seeds={','.join(map(str, seeds))} (stacked)")
+        execution = {"mode": "stacked", "seeds": list(seeds)}
+        return {seed: _finish(m, unstack_optimizer(stacked_opt, params, i, m, make_opt), res, at_init[i], test_t,
+                              x_probe, s["target_acc"], execution)
+                for i, (seed, m, res) in enumerate(zip(seeds, models, results))}
+
+    return train_many
+
+
+def trained(ctx: ClaimContext, data, init, lr, opt, seed, scale=1.0):
+    """One training run of the ConvNet (shared between the claims that need the same arm)."""
+    return ctx.run(f"{init}-{opt}-lr{lr:g}-x{scale:g}", seed, _run_fn(ctx, data, init, lr, opt, seed, scale),
+                   config=_config(ctx, data, init, lr, opt, scale), experiment=f"convnet-train-{data.name}")
+
+
+def trained_seeds(ctx: ClaimContext, data, init, lr, opt, seeds, scale=1.0) -> list:
+    """The runs of one arm over ``seeds``: trained together where ``ctx.stacking`` says so (CUDA by default),
+    else one by one; the same stored runs either way (each says how it was executed)."""
+    seeds = list(seeds)
+    if not ctx.stacking(len(seeds)):
+        return [trained(ctx, data, init, lr, opt, seed, scale) for seed in seeds]
+    return ctx.run_group(f"{init}-{opt}-lr{lr:g}-x{scale:g}", seeds, _stacked_fn(ctx, data, init, lr, opt, scale),
+                         lambda seed: _run_fn(ctx, data, init, lr, opt, seed, scale),
+                         config=_config(ctx, data, init, lr, opt, scale), experiment=f"convnet-train-{data.name}")
 
 
 def acc_of(run) -> float:

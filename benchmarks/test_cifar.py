@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.vgg import SCALE, SEEDS, acc, curves, effect_table, fit, strip
+from benchmarks.vgg import SCALE, SEEDS, acc, curves, effect_table, run_seeds, strip
 from fixtures.models import make_modified_vgg
 from harness.claims import Case
 from harness.device import prepare_model
@@ -54,24 +54,29 @@ def _cifar_tensors(data, device, n_train):
     return _TENSORS[key]
 
 
-def cifar_run(ctx: ClaimContext, data, arm, seed):
+def cifar_runs(ctx: ClaimContext, data, arm, seeds):
     s = ctx.budget.settings
     cfg = {"arm": arm, "steps": s["cifar_steps"], "width": s["vgg_width"], "n_train": s["n_train_cifar"],
            "curve_n": s["curve_n"], "train_eval_n": s["train_eval_n"], "eval_every": s["eval_every"],
            "optimizer": "adam 1e-3", "batch": 100, "input": "raw 0-255" + (" minus mean image" if arm == "mean_sub" else ""),
            "metrics": 2}
 
-    def fn():
-        gens = seed_all(seed)
-        model = prepare_model(make_modified_vgg(in_channels=3, width=s["vgg_width"]), ctx.device)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    def tensors():
         (xtr, ytr), (xte, yte), mean = _cifar_tensors(data, ctx.device, s["n_train_cifar"])
         if arm == "mean_sub":
             xtr, xte = xtr - mean, xte - mean
-        curve_t = (xte[:s["curve_n"]], yte[:s["curve_n"]])
-        res, printed = fit(ctx, model, opt, (xtr, ytr), curve_t, s["cifar_steps"], gens, f"cifar {arm} seed={seed}")
+        return (xtr, ytr), (xte, yte)
+
+    def setup(seed):
+        gens = seed_all(seed)
+        model = prepare_model(make_modified_vgg(in_channels=3, width=s["vgg_width"]), ctx.device)
+        (xtr, ytr), (xte, yte) = tensors()
+        return model, _adam, (xtr, ytr), (xte[:s["curve_n"]], yte[:s["curve_n"]]), gens
+
+    def finish(model, opt, res, printed, execution):
+        (xtr, ytr), (xte, yte) = tensors()
         out = {"history": res.history, "printed_cost": printed, "diverged": res.diverged, "wall_s": res.wall_s,
-               "images_per_s": res.images_per_s, "final": {}}
+               "images_per_s": res.images_per_s, "final": {}, "execution": execution}
         if res.diverged is None:
             test = evaluate(model, (xte, yte))
             tr_n = s["train_eval_n"]
@@ -91,7 +96,12 @@ def cifar_run(ctx: ClaimContext, data, arm, seed):
                           "first_printed_cost": printed[0][1] if printed else None}
         return out
 
-    return ctx.run(arm, seed, fn, config=cfg, experiment="vgg-cifar10")
+    return run_seeds(ctx, arm, seeds, setup=setup, finish=finish, steps=s["cifar_steps"], label=f"cifar {arm}",
+                     config=cfg, experiment="vgg-cifar10")
+
+
+def _adam(params):
+    return torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -101,7 +111,7 @@ def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
     data = datasets.require(ctx, "cifar10")
     arms = ("raw", "mean_sub") if cid == "ltfn11_mean_subtraction_gain" else (
         ("raw",) if cid == "ltfn10_cifar_vgg_71pct" else ("mean_sub",))
-    runs = {arm: [cifar_run(ctx, data, arm, sd) for sd in ctx.seeds] for arm in arms}
+    runs = {arm: cifar_runs(ctx, data, arm, ctx.seeds) for arm in arms}
     labelled = {"meansub" if arm == "mean_sub" else arm: rs for arm, rs in runs.items()}
     pct = {arm: [100 * acc(r) for r in rs] for arm, rs in runs.items()}
     bug = {arm: float(np.mean([r["final"].get("buggy_test_acc", np.nan) for r in rs])) for arm, rs in runs.items()}

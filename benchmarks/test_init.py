@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.convnet import POSTS_LR, acc_of, budgets, probe, trained
+from benchmarks.convnet import POSTS_LR, acc_of, budgets, probe, trained, trained_seeds
 from harness import stats
 from harness.claims import Case
 from harness.plugin import ClaimBench
@@ -95,7 +95,7 @@ ARM = {"large": "large", "small_conv": "small", "small_all": "small", "he_xavier
 
 def _init_runs(ctx, data, init, seeds=None):
     seeds = ctx.seeds if seeds is None else seeds
-    runs = [trained(ctx, data, init, POSTS_LR[init], "sgd", s) for s in seeds]
+    runs = trained_seeds(ctx, data, init, POSTS_LR[init], "sgd", seeds)
     probes = [probe(ctx, data, init, s) for s in seeds]
     return runs, probes
 
@@ -140,8 +140,8 @@ def test_init_controlled(case: Case, claimbench: ClaimBench, datasets) -> None:
     shared = 1e-3 if 1e-3 in s["sweep_lrs"] else s["sweep_lrs"][-1]
     arms = {}
     for i in inits:
-        arms[f"{ARM[i]}@shared"] = [trained(ctx, data, i, shared, "sgd", sd) for sd in ctx.seeds]
-        arms[f"{ARM[i]}@best"] = [trained(ctx, data, i, best_lr[i], "sgd", sd) for sd in ctx.seeds]
+        arms[f"{ARM[i]}@shared"] = trained_seeds(ctx, data, i, shared, "sgd", ctx.seeds)
+        arms[f"{ARM[i]}@best"] = trained_seeds(ctx, data, i, best_lr[i], "sgd", ctx.seeds)
     scales = {sc: trained(ctx, data, "he_xavier", 1e-3, "sgd", tune, scale=sc) for sc in s["scales"]}
     he = probe(ctx, data, "he_xavier", ctx.seeds[0])
     large = probe(ctx, data, "large", ctx.seeds[0])

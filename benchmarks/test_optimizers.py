@@ -22,7 +22,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.convnet import OPTIMIZERS, acc_of, budgets, trained
+from benchmarks.convnet import OPTIMIZERS, acc_of, budgets, trained_seeds
 from fixtures.surfaces import BEALE_MINIMUM, beale, log_contour_grid, trajectory
 from harness import stats
 from harness.claims import Case
@@ -97,7 +97,7 @@ def test_claim(case: Case, claimbench: ClaimBench) -> None:
 def test_optimizers_on_mnist(case: Case, claimbench: ClaimBench, datasets) -> None:
     ctx = claimbench.start(case)
     data = datasets.require(ctx, "mnist")
-    runs = {o: [trained(ctx, data, "he_xavier", 1e-3, o, sd) for sd in ctx.seeds] for o in OPTIMIZERS}
+    runs = {o: trained_seeds(ctx, data, "he_xavier", 1e-3, o, ctx.seeds) for o in OPTIMIZERS}
     target = ctx.budget["target_acc"]
     n = len(ctx.seeds)
     steps = {o: [r["metrics"]["steps_to_target"] for r in rs] for o, rs in runs.items()}

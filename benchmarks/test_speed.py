@@ -1,4 +1,5 @@
-"""pytest-benchmark: modified-VGG training throughput (images/second) on the session's device.
+"""pytest-benchmark: training throughput on the session's device -- the modified VGG's images/second, seeds
+stacked vs one by one (ConvNet and VGG), and one training step at each precision / memory layout.
 
 Not a claim: it sizes the VGG family's budget. On CUDA the data lives on the GPU and training runs
 under bf16 autocast with channels_last, as the full profile does; on the CPU the network is the cpu
@@ -9,11 +10,13 @@ profile's 1/8 width. ``extra_info`` carries images/s and the estimated full-prof
 """
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
 from fixtures.models import make_modified_vgg
-from harness.device import prepare_model
+from harness.device import prepare_model, synchronize
 from harness.seeding import seed_all
 from harness.train import TrainConfig, train
 
@@ -92,32 +95,89 @@ def test_circle_renderer_speedup_target(claimbench):
     assert min(ratios.values()) >= 100, f"fast renderer speed-up {ratios} (target >= 100x)"
 
 
+def _bench_model(name: str, device: torch.device):
+    """(model factory, input shape) of the suite's networks at the width the session's device trains them."""
+    from fixtures.models import init_convnet4, make_convnet4
+
+    full = device.type == "cuda"
+    if name == "convnet":
+        return (lambda s: init_convnet4(make_convnet4(width=1.0 if full else 0.25), "he_xavier",
+                                        torch.Generator().manual_seed(s)), (1, 28, 28))
+    if name == "vgg":
+        def vgg(s):
+            torch.manual_seed(s)
+            return make_modified_vgg(in_channels=3, width=1.0 if full else 0.125)
+        return vgg, (3, 32, 32)
+    raise ValueError(name)
+
+
 @pytest.mark.benchmark(group="stacked_seeds")
 @pytest.mark.parametrize("mode", ["run_by_run", "stacked"])
-def test_stacked_vs_run_by_run(benchmark, mode, claimbench):
-    """Training images/s of 4 seeds of the part 6 ConvNet (batch 100, Adam): one after another, or stacked
-    with torch.func (harness.stacked). On the CPU stacking is compute-bound; it is meant for GPUs."""
-    from fixtures.models import init_convnet4, make_convnet4
-    from harness.stacked import train_stacked
+@pytest.mark.parametrize("model", ["convnet", "vgg"])
+def test_stacked_vs_run_by_run(benchmark, mode, model, claimbench):
+    """Training images/s of 4 seeds (batch 100, Adam, evaluation at the end), one after another with
+    harness.train, or stacked with harness.stacked.train_stacked_runs (what the runners call under --stack): the
+    part 6 ConvNet and the modified VGG, at the session's precision. On the CPU stacking is compute-bound; it
+    is meant for GPUs."""
+    from harness.stacked import train_stacked_runs
 
     device = claimbench.device
-    width = 1.0 if device.type == "cuda" else 0.25
+    make, shape = _bench_model(model, device)
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(1100, 1, 28, 28, generator=g).to(device)
+    x = torch.rand(1100, *shape, generator=g).to(device)
     y = torch.randint(0, 10, (1100,), generator=g).to(device)
+    valid = (x[:200], y[:200])
     steps, seeds = 10, 4
+    cfg = TrainConfig(steps=steps, batch_size=100, order="contiguous")
 
     def models():
-        return [init_convnet4(make_convnet4(width=width), "he_xavier", torch.Generator().manual_seed(s)).to(device)
-                for s in range(seeds)]
+        return [prepare_model(make(s), device) for s in range(seeds)]
 
     def run_by_run():
-        for model in models():
-            train(model, torch.optim.Adam(model.parameters()), (x, y), None,
-                  TrainConfig(steps=steps, batch_size=100, order="contiguous"), generator=g, label="run-by-run")
+        for m in models():
+            train(m, torch.optim.Adam(m.parameters()), (x, y), valid, cfg, generator=g, label="run-by-run")
 
     def stacked():
-        train_stacked(models(), lambda p: torch.optim.Adam(p), x, y, steps=steps, batch_size=100)
+        train_stacked_runs(models(), lambda p: torch.optim.Adam(p), (x, y), valid, cfg, label="stacked")
 
     benchmark.pedantic(run_by_run if mode == "run_by_run" else stacked, rounds=3, iterations=1, warmup_rounds=1)
     benchmark.extra_info["images_per_round"] = steps * seeds * 100
+
+
+@pytest.mark.benchmark(group="training_step_precision")
+@pytest.mark.parametrize("mode", ["fp32", "channels_last", "bf16", "bf16+channels_last"])
+@pytest.mark.parametrize("model", ["convnet", "vgg", "resnet10"])
+def test_training_step_by_precision_and_layout(benchmark, mode, model, claimbench):
+    """One training step (Adam) of the cpu profile's networks at the four precision / memory-layout
+    combinations (the ConvNet at 1/4 width and the VGG at 1/8, batch 100; counting's quarter-width ResNet-10 at
+    96 px, batch 64); full width on CUDA. Compare rows within the group: what ``--precision auto`` chooses
+    between (bf16 here means autocast, as the runs use it)."""
+    from harness import recipe as R
+
+    device = claimbench.device
+    if model == "resnet10":
+        net, shape, bs = R.create_cnn("resnet10", 5, width=1.0 if device.type == "cuda" else 0.25), (3, 96, 96), 64
+    else:
+        make, shape = _bench_model(model, device)
+        net, bs = make(0), 100
+    net = net.to(device)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(bs, *shape, generator=g).to(device)
+    y = torch.randint(0, 5, (bs,), generator=g).to(device)
+    if "channels_last" in mode:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters())
+    bf16 = mode.startswith("bf16")
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            out = net(x)
+        loss = torch.nn.functional.cross_entropy(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        synchronize(device)
+
+    benchmark.pedantic(step, rounds=10, iterations=1, warmup_rounds=2)
+    benchmark.extra_info["images_per_step"] = bs

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.vgg import SCALE, SEEDS, acc, curves, effect_table, fit, strip
+from benchmarks.vgg import SCALE, SEEDS, acc, curves, effect_table, run_seeds, strip
 from fixtures.models import init_convnet4, make_convnet4, make_modified_vgg
 from harness.claims import Case
 from harness.device import prepare_model
@@ -40,25 +40,27 @@ def _mnist_tensors(data, device):
     return _TENSORS[key]
 
 
-def mnist_run(ctx: ClaimContext, data, arm, seed):
+def mnist_runs(ctx: ClaimContext, data, arm, seeds):
     s = ctx.budget.settings
     cfg = {"arm": arm, "steps": s["mnist_steps"], "width": s["vgg_width" if arm == "vgg" else "base_width"],
            "curve_n": s["curve_n"], "eval_every": s["eval_every"], "optimizer": "adam 1e-3", "batch": 100,
            "metrics": 2}
 
-    def fn():
+    def setup(seed):
         gens = seed_all(seed)
         if arm == "vgg":
             model = make_modified_vgg(in_channels=1, width=cfg["width"])
         else:
             model = init_convnet4(make_convnet4(width=cfg["width"]), "he_xavier", gens.torch)
         model = prepare_model(model, ctx.device)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
         train_t, test_t = _mnist_tensors(data, ctx.device)
         curve_t = (test_t[0][:s["curve_n"]], test_t[1][:s["curve_n"]])
-        res, printed = fit(ctx, model, opt, train_t, curve_t, s["mnist_steps"], gens, f"mnist {arm} seed={seed}")
+        return model, _adam, train_t, curve_t, gens
+
+    def finish(model, opt, res, printed, execution):
+        test_t = _mnist_tensors(data, ctx.device)[1]
         out = {"history": res.history, "printed_cost": printed, "diverged": res.diverged, "wall_s": res.wall_s,
-               "images_per_s": res.images_per_s, "final": {}}
+               "images_per_s": res.images_per_s, "final": {}, "execution": execution}
         if res.diverged is None:
             ev = evaluate(model, test_t)
             bug = evaluate_while_training(model, opt, test_t)
@@ -67,14 +69,19 @@ def mnist_run(ctx: ClaimContext, data, arm, seed):
                           "test_cost": out["final"].get("test_cost"), "buggy_test_acc": out["final"].get("buggy_test_acc")}
         return out
 
-    return ctx.run(arm, seed, fn, config=cfg, experiment="vgg-mnist")
+    return run_seeds(ctx, arm, seeds, setup=setup, finish=finish, steps=s["mnist_steps"], label=f"mnist {arm}",
+                     config=cfg, experiment="vgg-mnist")
+
+
+def _adam(params):
+    return torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
     ctx = claimbench.start(case)
     data = datasets.require(ctx, "mnist")
-    runs = {arm: [mnist_run(ctx, data, arm, sd) for sd in ctx.seeds] for arm in ("vgg", "convnet")}
+    runs = {arm: mnist_runs(ctx, data, arm, ctx.seeds) for arm in ("vgg", "convnet")}
     a, b = [100 * acc(r) for r in runs["vgg"]], [100 * acc(r) for r in runs["convnet"]]
     bug = {arm: np.mean([r["final"].get("buggy_test_acc", np.nan) for r in rs]) for arm, rs in runs.items()}
     ctx.decide(

@@ -5,10 +5,12 @@ shown beside the rules' decisions (``test_vgg_mnist.py``, ``test_cifar.py``).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from harness import stats
 from harness.plugin import ClaimContext
 from harness.report import accuracy_bands
+from harness.stacked import train_stacked_runs, unstack_optimizer
 from harness.train import TrainConfig, train
 from harness.records import Lines, Strip, Table
 
@@ -30,10 +32,60 @@ def fit(ctx: ClaimContext, model, opt, train_t, curve_t, steps, gens, label):
     def on_step(k, loss):
         if k % s["print_every"] == 0:
             printed[k] = loss
-    res = train(model, opt, train_t, curve_t,
-                TrainConfig(steps=steps, batch_size=100, order="contiguous", eval_every=s["eval_every"],
-                            channels_last=True), generator=gens.torch, label=label, on_step=on_step)
+    res = train(model, opt, train_t, curve_t, _train_config(s, steps), generator=gens.torch, label=label,
+                on_step=on_step)
     return res, [[k, float(v)] for k, v in sorted(printed.items())]  # (step, batch cost) as the posts printed
+
+
+def _train_config(s: dict, steps: int) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=100, order="contiguous", eval_every=s["eval_every"],
+                       channels_last=True)
+
+
+def _stopped_at(res) -> int:
+    """The step a run-by-run training stops at: the end, or the evaluation that found a divergence."""
+    return res.history[-1]["step"] if res.history else res.steps
+
+
+def run_seeds(ctx: ClaimContext, arm: str, seeds, *, setup, finish, steps: int, label: str, config: dict,
+              experiment: str) -> list[dict]:
+    """The runs of an arm over ``seeds``, trained one by one or, where ``ctx.stacking`` says so (CUDA by
+    default), together (harness.stacked); the same stored runs either way, each saying how it was executed.
+
+    ``setup(seed) -> (model, make_optimizer, train data, curve data, generators)`` builds a seed's model exactly
+    as a run-by-run training does; ``finish(model, optimizer, result, printed, execution) -> record`` turns the
+    trained model into the run's record."""
+    s = ctx.budget.settings
+    seeds = list(seeds)
+
+    def one(seed):
+        def fn():
+            model, make_opt, train_t, curve_t, gens = setup(seed)
+            opt = make_opt(model.parameters())
+            res, printed = fit(ctx, model, opt, train_t, curve_t, steps, gens, f"{label} seed={seed}")
+            return finish(model, opt, res, printed, {"mode": "run-by-run"})
+        return fn
+
+    def many(todo: list[int]) -> dict[int, dict]:
+        built = [setup(seed) for seed in todo]
+        models, make_opt, train_t, curve_t = [b[0] for b in built], built[0][1], built[0][2], built[0][3]
+        printed: dict[int, torch.Tensor] = {}
+
+        def on_step(k, losses):
+            if k % s["print_every"] == 0:
+                printed[k] = losses
+        results, opt, params = train_stacked_runs(
+            models, make_opt, train_t, curve_t, _train_config(s, steps), on_step=on_step,
+            label=f"{label} seeds={','.join(map(str, todo))} (stacked)")
+        execution = {"mode": "stacked", "seeds": list(todo)}
+        host = {k: v.cpu() for k, v in printed.items()}
+        return {seed: finish(m, unstack_optimizer(opt, params, i, m, make_opt), res,
+                             [[k, float(host[k][i])] for k in sorted(host) if k < _stopped_at(res)], execution)
+                for i, (seed, m, res) in enumerate(zip(todo, models, results))}
+
+    if not ctx.stacking(len(seeds)):
+        return [ctx.run(arm, seed, one(seed), config=config, experiment=experiment) for seed in seeds]
+    return ctx.run_group(arm, seeds, many, one, config=config, experiment=experiment)
 
 
 def acc(run):

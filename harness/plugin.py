@@ -102,6 +102,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "and hold the others at seed 0's values, to see which drives the seed-to-seed spread "
                      "(env CLAIMBENCH_VARY). Such runs are stored beside the claim's and decide nothing; claims "
                      "whose family cannot isolate that source are deselected")
+    g.addoption("--stack", default=None,
+                help="auto (default) | on | off: train the seeds of an arm together (stacked parameters, one "
+                     "vmapped step; the ConvNet family). auto: on CUDA only (on the CPU it is slower). Each seed is "
+                     "still stored as its own run, saying how it was executed (env CLAIMBENCH_STACK)")
     g.addoption("--executor", default=None,
                 help="where runs execute: inline (default) | local (a process pool on this machine: one worker "
                      "per visible GPU, or --workers CPU workers) | submitit (each run a job: SLURM, or submitit's "
@@ -142,6 +146,7 @@ class ClaimBench:
     controlled_families: set = field(default_factory=set)  # families with their fp32 control seed this session
     executor: Any = None  # harness.executors: None / Inline = runs train in this process
     vary: str = "all"  # --vary: the one source of randomness that follows the seed ("all": every source)
+    stack: bool = False  # --stack: the seeds of an arm train together where the runner can stack them
     collected_claims: set[str] = field(default_factory=set)
     report_error: str = ""
     stored_elsewhere: bool = False  # pytest-xdist controller: a worker stored runs (the report is built here)
@@ -208,14 +213,7 @@ class ClaimContext:
         ``experiment`` instead: then ``config`` alone must say everything that determines the run, and
         any claim asking for the same experiment, arm, config and seed reuses it.
         """
-        if experiment is None:
-            cfg = {"budget": self.budget.as_config(), "params": self.case.param,
-                   "variant": self.case.variant, **(config or {})}
-        else:
-            cfg = dict(config or {})
-        call = dict(experiment=experiment or self.case.claim_id, profile=self.profile, arm=arm,
-                    config=cfg, seed=seed, device=str(self.device), device_name=self.bench.device_name, fn=fn,
-                    fresh=self.bench.fresh, session=self.bench.session_runs)
+        call = self._call(arm, seed, fn, config, experiment)
         ex = self.bench.executor
         if ex is None or ex.name == "inline":
             out = self.bench.store.run(**call)
@@ -231,6 +229,44 @@ class ClaimContext:
             self._calls[rec["run_id"]] = call
 
         return PendingRun(ex.submit(str(self.bench.store.root), remote, setup), call, done)
+
+    def stacking(self, n_seeds: int) -> bool:
+        """Whether the seeds of an arm train together here: ``--stack`` (auto: on CUDA), more than one seed,
+        runs in this process (another executor trains run by run) and no ``--vary`` session."""
+        ex = self.bench.executor
+        return (self.bench.stack and n_seeds > 1 and (ex is None or ex.name == "inline")
+                and self.bench.vary == "all")
+
+    def run_group(self, arm: str, seeds, train_many: Callable[[list[int]], dict[int, dict]],
+                  train_one: Callable[[int], Callable[[], dict]], config: dict | None = None,
+                  experiment: str | None = None) -> list[dict]:
+        """The runs of one arm for ``seeds``, as :meth:`run` gives them one by one, but the seeds this
+        environment has not finished are trained together by ``train_many(seeds) -> {seed: result}``. Each
+        is stored as its own run (resume, locks and records as for :meth:`run`); ``train_one(seed)`` is the
+        run-by-run function, kept for the run's fp32 control twin."""
+        store = self.bench.store
+        calls = {seed: self._call(arm, seed, train_one(seed), config, experiment) for seed in seeds}
+        todo = [seed for seed in seeds if not store.is_finished(**calls[seed])]
+        results = train_many(todo) if todo else {}
+        out = []
+        for seed in seeds:
+            call = calls[seed]
+            fn = (lambda r=results[seed]: r) if seed in results else call["fn"]
+            rec = store.run(**{**call, "fn": fn})
+            self._calls[rec["run_id"]] = call
+            out.append(rec)
+        return out
+
+    def _call(self, arm: str, seed: int, fn: Callable[[], dict], config: dict | None,
+              experiment: str | None) -> dict:
+        if experiment is None:
+            cfg = {"budget": self.budget.as_config(), "params": self.case.param,
+                   "variant": self.case.variant, **(config or {})}
+        else:
+            cfg = dict(config or {})
+        return dict(experiment=experiment or self.case.claim_id, profile=self.profile, arm=arm,
+                    config=cfg, seed=seed, device=str(self.device), device_name=self.bench.device_name, fn=fn,
+                    fresh=self.bench.fresh, session=self.bench.session_runs)
 
     def __reduce__(self):
         """Pickled into a run's function for another process: a stand-in without pytest state."""
@@ -371,6 +407,9 @@ def pytest_configure(config: pytest.Config) -> None:
         vary = (opt("--vary") or os.environ.get("CLAIMBENCH_VARY") or "all").strip().lower()
         if vary not in VARY:
             raise UsageError(f"unknown --vary {vary!r}; valid values: {', '.join(VARY)}")
+        stack = (opt("--stack") or os.environ.get("CLAIMBENCH_STACK") or "auto").strip().lower()
+        if stack not in ("auto", "on", "off"):
+            raise UsageError(f"unknown --stack {stack!r}; valid values: auto, on, off")
         cache_dir = Path(opt("--cache-dir") or os.environ.get("CLAIMBENCH_CACHE_DIR") or str(ROOT / ".cache")
                          ).expanduser().resolve()
         executor = make_executor(opt("--executor"), device_type=device.type, workers=opt("--workers"),
@@ -428,6 +467,7 @@ def pytest_configure(config: pytest.Config) -> None:
         report_dir=Path(report_dir).expanduser().resolve(), fresh=bool(opt("--fresh")), claims=claims,
         weights_file=Path(weights).expanduser().resolve() if weights else None, folders=folders,
         cache_dir=cache_dir, announce=announce, executor=executor, vary=vary,
+        stack=stack == "on" or (stack == "auto" and device.type == "cuda"),
     )
 
 

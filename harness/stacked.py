@@ -7,14 +7,18 @@ gradient and state, and the summed loss gives each model its own gradient), and 
 the seeds (the scripts' contiguous order). A model whose loss stops being finite is masked from then on
 (its parameters stay where they were) and reported, like a diverged run-by-run training.
 
-A GPU option: on the CPU stacking is compute-bound and slower than run by run, so the claim modules do not
-use it yet (wiring it into the ConvNet and VGG runners waits for a GPU to measure it on);
-``tests/test_stacked.py`` shows it equals run-by-run training in float64, and on the pretend CUDA device that
-its steps never read the host (the losses come back once, at the end).
+A GPU option: on the CPU stacking is compute-bound and slower than run by run. ``--stack auto`` (the default)
+stacks on CUDA only; the ConvNet family's runner (``benchmarks/convnet.py``) then trains the seeds of an arm
+with :func:`train_stacked_runs`, which evaluates every model on the schedule ``harness.train`` keeps and
+returns one ``RunResult`` per model, so each seed is still stored as its own run (with
+``execution.mode = "stacked"``). ``tests/test_stacked.py`` shows it equals run-by-run training in float64, and
+on the pretend CUDA device that its steps never read the host.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -22,6 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state
+
+from harness.device import autocast, synchronize
+from harness.progress import Progress
+from harness.train import RunResult, TrainConfig, _batches, upcast
 
 
 @dataclass
@@ -36,14 +44,7 @@ def train_stacked(models: Sequence[nn.Module], make_optimizer: Callable[[list[to
                   loss_fn=F.cross_entropy) -> StackedResult:
     """Train ``models`` (same architecture, different initial weights) for ``steps`` contiguous batches, as
     ``harness.train`` orders them; the trained weights are written back into ``models``."""
-    params, buffers = stack_module_state(list(models))
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    base = copy.deepcopy(models[0]).to("meta")
-
-    def one(p, b, x):
-        return functional_call(base, (p, b), (x,))
-
-    batched = torch.vmap(one, in_dims=(0, 0, None))
+    params, buffers, batched = _stack(models)
     opt = make_optimizer(list(params.values()))
     m = len(models)
     alive = torch.ones(m, dtype=torch.bool, device=x_all.device)
@@ -74,3 +75,135 @@ def train_stacked(models: Sequence[nn.Module], make_optimizer: Callable[[list[to
             for name, p in model.named_parameters():
                 p.copy_(params[name][i])
     return StackedResult(steps, losses, diverged)
+
+
+def _stack(models: Sequence[nn.Module]):
+    params, buffers = stack_module_state(list(models))
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def one(p, b, x):
+        return functional_call(base, (p, b), (x,))
+
+    return params, buffers, torch.vmap(one, in_dims=(0, 0, None))
+
+
+@torch.no_grad()
+def _evaluate_stacked(batched, params, buffers, data, batch_size: int, loss_fn, use_autocast: bool) -> torch.Tensor:
+    """(models, 2): summed loss and correct count of every model over ``data``, on the device."""
+    x_all, y_all = data
+    m = next(iter(params.values())).shape[0]
+    acc = torch.zeros(m, 2, dtype=torch.float64, device=x_all.device)
+    for i in range(0, x_all.shape[0], batch_size):
+        x, y = x_all[i:i + batch_size], y_all[i:i + batch_size]
+        with autocast(x.device) if use_autocast else contextlib.nullcontext():
+            out = batched(params, buffers, x)
+        out = upcast(out)
+        for j in range(m):
+            acc[j, 0] += loss_fn(out[j], y, reduction="sum").double()
+            acc[j, 1] += (out[j].argmax(1) == y).sum()
+    return acc
+
+
+def train_stacked_runs(models: Sequence[nn.Module], make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
+                       train_data, valid_data, cfg: TrainConfig, *, loss_fn=F.cross_entropy,
+                       label: str = "stacked", on_step: Callable[[int, torch.Tensor], None] | None = None
+                       ) -> tuple[list[RunResult], torch.optim.Optimizer, dict]:
+    """``harness.train.train`` for several models at once: the same contiguous batches, optimiser steps,
+    evaluation schedule and history rows, one :class:`RunResult` per model. Returns the results, the stacked
+    optimiser and the stacked parameters (for :func:`unstack_optimizer`); trained weights are written back into
+    ``models``. A model whose loss stops being finite is masked from that step (on the device) and its run
+    records the divergence as ``train`` would; the others go on. ``on_step(k, losses)`` sees each step's
+    (unsynchronised) losses of all models, shape (models,).
+    """
+    if cfg.order != "contiguous":
+        raise ValueError("stacked training needs a batch order shared by the seeds (order='contiguous')")
+    x_all, y_all = train_data
+    device = x_all.device
+    n, bs, m = x_all.shape[0], cfg.batch_size, len(models)
+    total = cfg.steps if cfg.steps is not None else cfg.epochs * max(1, n // bs)
+    eval_every = cfg.eval_every or total
+    params, buffers, batched = _stack(models)
+    opt = make_optimizer(list(params.values()))
+    alive = torch.ones(m, dtype=torch.bool, device=device)
+    losses = torch.zeros(total, m, dtype=torch.float32, device=device)
+    results = [RunResult() for _ in range(m)]
+    running = list(range(m))  # models not yet reported diverged
+    synchronize(device)
+    t0 = time.perf_counter()
+    last_eval, step = 0, 0
+    with Progress(total, label) as bar:
+        for epoch_index, idx in _batches(n, cfg, torch.Generator(), device):
+            x, y = x_all[idx], y_all[idx]
+            with autocast(device) if cfg.use_autocast else contextlib.nullcontext():
+                out = batched(params, buffers, x)  # (models, batch, classes)
+            out = upcast(out)
+            per_model = torch.stack([loss_fn(out[i], y) for i in range(m)])
+            alive &= torch.isfinite(per_model.detach())  # on the device: no step waits for the host
+            opt.zero_grad(set_to_none=True)
+            torch.where(alive, per_model, torch.zeros_like(per_model)).sum().backward()
+            with torch.no_grad():  # a masked model's gradient is exactly zero
+                for p in params.values():
+                    if p.grad is not None:
+                        p.grad[~alive] = 0
+            opt.step()
+            losses[step] = per_model.detach().float()
+            if on_step is not None:
+                on_step(step, per_model.detach())
+            step += 1
+            bar.update(1, images=x.shape[0] * m)
+            if step % eval_every == 0 or step == total:
+                window = losses[last_eval:step]
+                finite = torch.isfinite(window)
+                ev = (_evaluate_stacked(batched, params, buffers, valid_data, cfg.eval_batch_size, loss_fn,
+                                        cfg.use_autocast).cpu() if valid_data is not None else None)
+                finite_h, window_h = finite.cpu(), window.cpu()  # one host read per evaluation, as train()
+                for i in list(running):
+                    row: dict = {"epoch": epoch_index + 1, "step": step}
+                    if not bool(finite_h[:, i].all()):
+                        k = last_eval + int((~finite_h[:, i]).nonzero()[0, 0])
+                        results[i].diverged = {"step": k + 1, "loss": str(float(window_h[k - last_eval, i]))}
+                        row["train_loss"] = float("nan")
+                        results[i].history.append(row)
+                        results[i].steps = k + 1
+                        running.remove(i)
+                        continue
+                    row["train_loss"] = float(window_h[:, i].mean())
+                    if ev is not None:
+                        nv = valid_data[0].shape[0]
+                        acc = float(ev[i, 1]) / nv
+                        row.update(valid_loss=float(ev[i, 0] / nv), error_rate=1.0 - acc)
+                    results[i].history.append(row)
+                last_eval = step
+    synchronize(device)
+    wall = time.perf_counter() - t0
+    for i, r in enumerate(results):
+        r.wall_s = wall / m  # its share of the group's time
+        if r.diverged is None:
+            r.steps = step
+            r.final = {k: v for k, v in r.history[-1].items() if k not in ("epoch", "step")} if r.history else {}
+        else:
+            r.final = {"train_loss": float("nan")}
+        r.epochs = r.steps * bs / n
+        r.images_per_s = step * bs * m / max(wall, 1e-9)  # the group's throughput (images of all models)
+    with torch.no_grad():
+        for i, model in enumerate(models):
+            for name, p in model.named_parameters():
+                p.copy_(params[name][i])
+    return results, opt, params
+
+
+def unstack_optimizer(opt: torch.optim.Optimizer, params: dict, i: int, model: nn.Module,
+                      make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer]) -> torch.optim.Optimizer:
+    """Model ``i``'s own optimiser, with its slice of the stacked optimiser's state (moments, step counts), as
+    if it had been trained alone (what the posts' flawed evaluation continues from)."""
+    own = make_optimizer(list(model.parameters()))
+    stacked = list(params.values())
+    state = opt.state_dict()
+    sliced = {}
+    for k, st in state["state"].items():
+        shape = stacked[k].shape
+        sliced[k] = {name: (v[i].clone() if torch.is_tensor(v) and v.dim() > 0 and v.shape == shape else
+                            (v.clone() if torch.is_tensor(v) else v)) for name, v in st.items()}
+    own.load_state_dict({"state": sliced, "param_groups": state["param_groups"]})
+    return own

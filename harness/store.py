@@ -245,6 +245,16 @@ class Store:
                 for r in self.runs(profile=profile)]
         return pd.DataFrame(rows)
 
+    def is_finished(self, *, experiment: str, profile: str, arm: str, config: dict, seed: int, device: str,
+                    device_name: str, fresh: bool = False, session: dict | None = None, **_) -> bool:
+        """Whether :meth:`run` with these arguments would return a finished run without calling its function."""
+        h = config_hash({"experiment": experiment, "profile": profile, "arm": arm, "config": config,
+                         "device_type": device.split(":")[0]})
+        env_h = environment_hash(environment(device_name))
+        if session is not None and (h, seed, env_h) in session:
+            return True
+        return not fresh and self.find_run(experiment, profile, h, seed, env_hash=env_h) is not None
+
     def run(self, *, experiment: str, profile: str, arm: str, config: dict, seed: int, device: str,
             device_name: str, fn: Callable[[], dict], fresh: bool = False,
             session: dict | None = None, role: str = "") -> dict:
@@ -292,6 +302,7 @@ class Store:
         result = dict(fn())
         if not result.get("wall_s"):  # a run that does not time itself is timed here, end to end
             result["wall_s"] = time.perf_counter() - t0
+        result.setdefault("execution", {"mode": "run-by-run"})  # runners that stack seeds say so themselves
         rec = {
             "kind": "run", "run_id": uuid.uuid4().hex[:16], "status": "finished",
             "experiment": experiment, "profile": profile, "arm": arm,

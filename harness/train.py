@@ -78,10 +78,16 @@ def as_batch(x: torch.Tensor, device: torch.device, use_channels_last: bool = Tr
 
 def forward(model: nn.Module, x: torch.Tensor, device: torch.device, *, use_autocast: bool = True,
             use_channels_last: bool = True) -> torch.Tensor:
-    """``model(x)`` at the session's precision (bf16 autocast when it is bf16), as float32 logits."""
+    """``model(x)`` at the session's precision (bf16 autocast when it is bf16), as float32 logits (float64 ones
+    stay float64: the equivalence tests train in float64)."""
     x = as_batch(x, device, use_channels_last)
     with autocast(device) if use_autocast else contextlib.nullcontext():
-        return model(x).float()
+        return upcast(model(x))
+
+
+def upcast(out: torch.Tensor) -> torch.Tensor:
+    """Logits for the loss: bf16 / fp16 ones to float32, float32 and float64 as they are."""
+    return out if out.dtype == torch.float64 else out.float()
 
 
 @torch.no_grad()

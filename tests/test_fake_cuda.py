@@ -70,9 +70,11 @@ def test_training_loop_reads_the_host_per_evaluation_not_per_step(model_name):
     assert reads(10) == reads(40)
 
 
-def test_convnet_claim_runner_on_the_device():
+@pytest.mark.parametrize("stacked", [False, True], ids=["run_by_run", "stacked"])
+def test_convnet_claim_runner_on_the_device(stacked):
     """The ConvNet family's run (training, the posts' flawed evaluation on copies, the activation probe after
-    training) completes on the device and gives finite metrics; it used to crash in the probe."""
+    training) completes on the device and gives finite metrics; it used to crash in the probe. Stacked: the
+    seeds of the arm trained together (what --stack auto does on CUDA), each finished on its own."""
     from benchmarks import convnet
     from benchmarks.convnet import SCALE
     from harness.profiles import Budget
@@ -87,12 +89,17 @@ def test_convnet_claim_runner_on_the_device():
                     torch.randint(0, 10, (n,), generator=g).to(device))
 
     ctx = SimpleNamespace(budget=Budget(seeds=1, settings=SCALE["smoke"]), device=CUDA,
-                          run=lambda arm, seed, fn, config=None, experiment=None: fn())
+                          run=lambda arm, seed, fn, config=None, experiment=None: fn(),
+                          stacking=lambda n: stacked,
+                          run_group=lambda arm, seeds, many, one, config=None, experiment=None: list(
+                              many(list(seeds)).values()))
     try:
         with fake_cuda():
-            out = convnet.trained(ctx, Data(), "he_xavier", 1e-3, "adam", 0)
+            outs = convnet.trained_seeds(ctx, Data(), "he_xavier", 1e-3, "adam", [0, 1])
     finally:
         convnet._TENSORS.clear()
+    assert [o["execution"]["mode"] for o in outs] == ["stacked" if stacked else "run-by-run"] * 2
+    out = outs[1]
     m = out["metrics"]
     assert not m["diverged"] and 0 <= m["test_acc"] <= 1 and math.isfinite(m["spread_ratio_after"])
     assert math.isfinite(m["buggy_test_acc"]) and math.isfinite(m["max_prob_after"])
