@@ -247,7 +247,13 @@ class ClaimContext:
         store = self.bench.store
         calls = {seed: self._call(arm, seed, train_one(seed), config, experiment) for seed in seeds}
         todo = [seed for seed in seeds if not store.is_finished(**calls[seed])]
-        results = train_many(todo) if todo else {}
+        results = {}
+        if todo:
+            try:
+                results = train_many(todo)
+            except torch.cuda.OutOfMemoryError:  # the stack does not fit: the same runs, one at a time
+                self.announce(f"{arm}: {len(todo)} stacked seeds ran out of GPU memory; training them one by one")
+                torch.cuda.empty_cache()
         out = []
         for seed in seeds:
             call = calls[seed]

@@ -40,13 +40,15 @@ import sys
 from harness.store import Store
 runs = [r for r in Store(sys.argv[1]).records() if r.get("kind") == "run"]
 by = {}
-for r in runs:
-    e = by.setdefault(r["experiment"], [0, 0.0, 0.0])
+for r in runs:  # a stacked run's wall_s is its share of its group's time; its images/s the group's throughput
+    e = by.setdefault(r["experiment"], [0, 0.0, 0.0, 0])
     e[0] += 1
     e[1] += float(r.get("wall_s") or 0)
     e[2] += float(r.get("images_per_s") or 0)
-for exp, (n, wall, ips) in sorted(by.items()):
-    print(f"claimbench gpu-full: {exp}: {n} runs, {wall:.1f} s training, mean {ips / max(n, 1):.0f} images/s")
+    e[3] += (r.get("execution") or {}).get("mode") == "stacked"
+for exp, (n, wall, ips, stacked) in sorted(by.items()):
+    print(f"claimbench gpu-full: {exp}: {n} runs ({stacked} stacked), {wall:.1f} s training, "
+          f"mean {ips / max(n, 1):.0f} images/s")
 PY
 # exit 0 unless pytest itself broke (2+): verdicts are results, not failures of the script
 [ "$status" -le 1 ]

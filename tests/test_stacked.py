@@ -215,3 +215,24 @@ def test_a_claim_stores_each_stacked_seed_as_its_own_run_and_resumes_a_partial_g
     # the second --stack on session found seeds 0 and 1 stored and trained seed 2 alone (a group of one)
     runs = [x for x in (tmp_path / "on" / "rep" / "store" / "runs.jsonl").read_text().splitlines() if '"kind": "run"' in x or '"kind":"run"' in x]
     assert len(runs) == 9, len(runs)
+
+
+def test_a_stack_that_runs_out_of_gpu_memory_trains_its_seeds_one_by_one(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.plugin import ClaimContext
+    from harness.store import Store
+
+    said = []
+    bench = SimpleNamespace(store=Store(tmp_path / "store"), fresh=False, session_runs={}, device=torch.device("cpu"),
+                            device_name="CPU", profile=SimpleNamespace(name="cpu"), announce=said.append)
+    ctx = ClaimContext(bench, case="demo", budget=None, seeds=(0, 1))
+
+    def many(seeds):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (pretend)")
+
+    runs = ctx.run_group("arm", [0, 1], many, lambda seed: (lambda: {"metrics": {"x": seed}}), config={"k": 1},
+                         experiment="e")
+    assert [r["metrics"] for r in runs] == [{"x": 0}, {"x": 1}]
+    assert [r["execution"] for r in runs] == [{"mode": "run-by-run"}] * 2
+    assert len(said) == 1 and "one by one" in said[0]
