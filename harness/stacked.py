@@ -5,18 +5,18 @@ This is exact for what the suite stacks: networks without BatchNorm or dropout (
 modified VGG), element-wise optimisers (SGD, momentum, Adam: each parameter's update reads only its own
 gradient and state, and the summed loss gives each model its own gradient), and a batch order shared by
 the seeds (the scripts' contiguous order). A model whose loss stops being finite is masked from then on
-(its parameters stay where they were) and reported, like a diverged run-by-run training.
+(its gradient is exactly zero, so it cannot disturb the others; an optimiser with momentum may still move
+its weights, which no longer matter) and reported, like a diverged run-by-run training.
 
 A GPU option: on the CPU stacking is compute-bound and slower than run by run. ``--stack auto`` (the default)
-stacks on CUDA only; the ConvNet family's runner (``benchmarks/convnet.py``) then trains the seeds of an arm
-with :func:`train_stacked_runs`, which evaluates every model on the schedule ``harness.train`` keeps and
-returns one ``RunResult`` per model, so each seed is still stored as its own run (with
-``execution.mode = "stacked"``). ``tests/test_stacked.py`` shows it equals run-by-run training in float64, and
+stacks on CUDA only; the ConvNet runner (``benchmarks/convnet.py``) and the VGG runners (``benchmarks/vgg.py``)
+then train the seeds of an arm with :func:`train_stacked_runs`, which evaluates every model on the schedule
+``harness.train`` keeps and returns one ``RunResult`` per model, so each seed is still stored as its own run
+(with ``execution.mode = "stacked"``). ``tests/test_stacked.py`` shows it equals run-by-run training in float64, and
 on the pretend CUDA device that its steps never read the host.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
-from harness.device import autocast, synchronize
+from harness.device import synchronize
 from harness.progress import Progress
-from harness.train import RunResult, TrainConfig, _batches, upcast
+from harness.train import RunResult, TrainConfig, _batches, forward
 
 
 @dataclass
@@ -49,31 +49,14 @@ def train_stacked(models: Sequence[nn.Module], make_optimizer: Callable[[list[to
     m = len(models)
     alive = torch.ones(m, dtype=torch.bool, device=x_all.device)
     losses = torch.empty(steps, m, dtype=torch.float64, device=x_all.device)  # read back once, at the end
-    n = x_all.shape[0]
-    span = max(1, n - batch_size)
-    for k in range(steps):
-        start = (k * batch_size) % span
-        x, y = x_all[start:start + batch_size], y_all[start:start + batch_size]
-        out = batched(params, buffers, x)  # (models, batch, classes)
-        per_model = torch.stack([loss_fn(out[i].float() if out.dtype != torch.float64 else out[i], y)
-                                 for i in range(m)])
-        alive &= torch.isfinite(per_model.detach())  # on the device: no step waits for the host
-        opt.zero_grad(set_to_none=True)
-        torch.where(alive, per_model, torch.zeros_like(per_model)).sum().backward()
-        with torch.no_grad():  # a masked model's gradient is exactly zero; keep its state from moving too
-            for p in params.values():
-                if p.grad is not None:
-                    p.grad[~alive] = 0
-        opt.step()
-        losses[k] = per_model.detach().double()
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, order="contiguous", use_autocast=False)
+    for k, (_, idx) in enumerate(_batches(x_all.shape[0], cfg, None)):
+        losses[k] = _step(batched, params, buffers, opt, alive, x_all[idx], y_all[idx], loss_fn, cfg).double()
     losses = losses.cpu()
     # a model's first non-finite loss is where it diverged (it is masked from that step on)
     bad = ~torch.isfinite(losses)
     diverged: list[int | None] = [int(bad[:, i].nonzero()[0, 0]) if bad[:, i].any() else None for i in range(m)]
-    with torch.no_grad():
-        for i, model in enumerate(models):
-            for name, p in model.named_parameters():
-                p.copy_(params[name][i])
+    _write_back(models, params)
     return StackedResult(steps, losses, diverged)
 
 
@@ -88,6 +71,33 @@ def _stack(models: Sequence[nn.Module]):
     return params, buffers, torch.vmap(one, in_dims=(0, 0, None))
 
 
+def _step(batched, params: dict, buffers: dict, opt: torch.optim.Optimizer, alive: torch.Tensor, x: torch.Tensor,
+          y: torch.Tensor, loss_fn, cfg: TrainConfig) -> torch.Tensor:
+    """One optimiser step of every model on the shared batch; returns the (models,) losses, detached. A model
+    whose loss is not finite is masked (``alive``, updated in place on the device: no step waits for the host)
+    and gets an exactly zero gradient from then on."""
+    out = forward(lambda b: batched(params, buffers, b), x, x.device, use_autocast=cfg.use_autocast,
+                  use_channels_last=False)  # (models, batch, classes)
+    per_model = torch.stack([loss_fn(out[i], y) for i in range(out.shape[0])])
+    alive &= torch.isfinite(per_model.detach())
+    opt.zero_grad(set_to_none=True)
+    torch.where(alive, per_model, torch.zeros_like(per_model)).sum().backward()
+    with torch.no_grad():
+        for p in params.values():
+            if p.grad is not None:
+                p.grad[~alive] = 0
+    opt.step()
+    return per_model.detach()
+
+
+def _write_back(models: Sequence[nn.Module], params: dict) -> None:
+    """The trained weights of stacked model ``i`` into ``models[i]``."""
+    with torch.no_grad():
+        for i, model in enumerate(models):
+            for name, p in model.named_parameters():
+                p.copy_(params[name][i])
+
+
 @torch.no_grad()
 def _evaluate_stacked(batched, params, buffers, data, batch_size: int, loss_fn, use_autocast: bool) -> torch.Tensor:
     """(models, 2): summed loss and correct count of every model over ``data``, on the device."""
@@ -96,9 +106,8 @@ def _evaluate_stacked(batched, params, buffers, data, batch_size: int, loss_fn, 
     acc = torch.zeros(m, 2, dtype=torch.float64, device=x_all.device)
     for i in range(0, x_all.shape[0], batch_size):
         x, y = x_all[i:i + batch_size], y_all[i:i + batch_size]
-        with autocast(x.device) if use_autocast else contextlib.nullcontext():
-            out = batched(params, buffers, x)
-        out = upcast(out)
+        out = forward(lambda b: batched(params, buffers, b), x, x.device, use_autocast=use_autocast,
+                      use_channels_last=False)
         for j in range(m):
             acc[j, 0] += loss_fn(out[j], y, reduction="sum").double()
             acc[j, 1] += (out[j].argmax(1) == y).sum()
@@ -135,29 +144,17 @@ def train_stacked_runs(models: Sequence[nn.Module], make_optimizer: Callable[[li
     with Progress(total, label) as bar:
         for epoch_index, idx in _batches(n, cfg, torch.Generator(), device):
             x, y = x_all[idx], y_all[idx]
-            with autocast(device) if cfg.use_autocast else contextlib.nullcontext():
-                out = batched(params, buffers, x)  # (models, batch, classes)
-            out = upcast(out)
-            per_model = torch.stack([loss_fn(out[i], y) for i in range(m)])
-            alive &= torch.isfinite(per_model.detach())  # on the device: no step waits for the host
-            opt.zero_grad(set_to_none=True)
-            torch.where(alive, per_model, torch.zeros_like(per_model)).sum().backward()
-            with torch.no_grad():  # a masked model's gradient is exactly zero
-                for p in params.values():
-                    if p.grad is not None:
-                        p.grad[~alive] = 0
-            opt.step()
-            losses[step] = per_model.detach().float()
+            per_model = _step(batched, params, buffers, opt, alive, x, y, loss_fn, cfg)
+            losses[step] = per_model.float()
             if on_step is not None:
-                on_step(step, per_model.detach())
+                on_step(step, per_model)
             step += 1
             bar.update(1, images=x.shape[0] * m)
             if step % eval_every == 0 or step == total:
-                window = losses[last_eval:step]
-                finite = torch.isfinite(window)
                 ev = (_evaluate_stacked(batched, params, buffers, valid_data, cfg.eval_batch_size, loss_fn,
                                         cfg.use_autocast).cpu() if valid_data is not None else None)
-                finite_h, window_h = finite.cpu(), window.cpu()  # one host read per evaluation, as train()
+                window_h = losses[last_eval:step].cpu()  # one host read per evaluation, as train()
+                finite_h = torch.isfinite(window_h)
                 for i in list(running):
                     row: dict = {"epoch": epoch_index + 1, "step": step}
                     if not bool(finite_h[:, i].all()):
@@ -186,10 +183,7 @@ def train_stacked_runs(models: Sequence[nn.Module], make_optimizer: Callable[[li
             r.final = {"train_loss": float("nan")}
         r.epochs = r.steps * bs / n
         r.images_per_s = step * bs * m / max(wall, 1e-9)  # the group's throughput (images of all models)
-    with torch.no_grad():
-        for i, model in enumerate(models):
-            for name, p in model.named_parameters():
-                p.copy_(params[name][i])
+    _write_back(models, params)
     return results, opt, params
 
 
