@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.device import prepare_model
+from harness.train import TrainConfig, forward, train
+
 from fixtures.fastai import (
     IMAGENET_MEAN, IMAGENET_STD, ImageBank, Pipeline, dihedral, AdaptiveConcatPool2d, fastai_head,
     resnet_body, WeightsUnavailable, resnet34_imagenet_state, create_cnn, layer_groups, freeze, unfreeze,
@@ -62,8 +65,6 @@ def fit_one_cycle(model: nn.Sequential, bank: ImageBank, train_idx: torch.Tensor
     """fastai's ``fit_one_cycle``: returns harness.train's RunResult with one history row per epoch
     (epoch, train_loss, valid_loss, error_rate). ``labels`` holds every image's target (class index, or a
     float for a regression head); the data passed around are image indices."""
-    from harness.train import TrainConfig, train
-
     n_train = train_idx.shape[0]
     if n_train < bs:
         raise ValueError(f"{n_train} training images are fewer than one batch of {bs} (drop_last)")
@@ -84,13 +85,9 @@ def lr_find(model: nn.Sequential, bank: ImageBank, train_idx: torch.Tensor, labe
 
     Returns lrs, raw and smoothed losses per iteration, whether it stopped early, and the points
     fastai's ``recorder.plot()`` shows (skipping the first 10 and the last 5)."""
-    from harness.train import forward
-    from harness.device import channels_last
-
     state = copy.deepcopy(model.state_dict())
     dev = train_idx.device
-    if channels_last(dev):  # the layout and precision the training that follows uses
-        model.to(memory_format=torch.channels_last)
+    prepare_model(model, dev)  # the layout and precision the training that follows uses (in place)
     opt = make_optimizer(model, lr_range(start_lr))
     pipe = Pipeline(bank, train_kind)
     y_all = labels

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import os
 import shutil
 import sys
@@ -342,11 +343,9 @@ def variance_section(rec: dict, runs: dict, profile: str) -> str:
     """Which source of randomness drives the seed-to-seed spread: the rule's metrics over the claim's runs
     (every source follows the seed) beside runs of the same arms where one source follows it and the others
     are held at seed 0's values (``--vary``; Bouthillier et al. 2021). Empty when the store has none."""
-    import json as _json
-
     def key(r):
         cfg = {k: v for k, v in (r.get("config") or {}).items() if k != "vary"}
-        return (r.get("experiment"), r.get("arm"), r.get("profile"), _json.dumps(cfg, sort_keys=True))
+        return (r.get("experiment"), r.get("arm"), r.get("profile"), json.dumps(cfg, sort_keys=True))
 
     base = {label: [runs[i] for i in ids if i in runs] for label, ids in (rec.get("arms") or {}).items()}
     wanted = {key(r): label for label, rs in base.items() for r in rs}

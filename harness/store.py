@@ -128,6 +128,14 @@ def provenance() -> dict[str, Any]:
     return {"versions": versions(), "git": git_info(), "host": socket.gethostname()}
 
 
+def _run_key(experiment: str, profile: str, arm: str, config: dict, device: str, device_name: str):
+    """What a run is found by: (config hash, environment, environment hash)."""
+    h = config_hash({"experiment": experiment, "profile": profile, "arm": arm, "config": config,
+                     "device_type": device.split(":")[0]})
+    env = environment(device_name)
+    return h, env, environment_hash(env)
+
+
 class Store:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -248,9 +256,7 @@ class Store:
     def is_finished(self, *, experiment: str, profile: str, arm: str, config: dict, seed: int, device: str,
                     device_name: str, fresh: bool = False, session: dict | None = None, **_) -> bool:
         """Whether :meth:`run` with these arguments would return a finished run without calling its function."""
-        h = config_hash({"experiment": experiment, "profile": profile, "arm": arm, "config": config,
-                         "device_type": device.split(":")[0]})
-        env_h = environment_hash(environment(device_name))
+        h, _, env_h = _run_key(experiment, profile, arm, config, device, device_name)
         if session is not None and (h, seed, env_h) in session:
             return True
         return not fresh and self.find_run(experiment, profile, h, seed, env_hash=env_h) is not None
@@ -263,11 +269,7 @@ class Store:
         ``fn`` returns a dict of results (``history``, ``final``, ``wall_s``, ...). A run that raises is
         not stored, so the next invocation runs it again.
         """
-        key = {"experiment": experiment, "profile": profile, "arm": arm, "config": config,
-               "device_type": device.split(":")[0]}
-        h = config_hash(key)
-        env = environment(device_name)
-        env_h = environment_hash(env)
+        h, env, env_h = _run_key(experiment, profile, arm, config, device, device_name)
         if session is not None and (h, seed, env_h) in session:  # trained once per session, --fresh or not
             return {**session[(h, seed, env_h)], "resumed": True}
         # One process trains a given run at a time: a second one that asks for it waits for the first and then

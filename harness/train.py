@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.device import autocast, channels_last, synchronize
+from harness.device import autocast, channels_last, prepare_model, synchronize
 from harness.progress import Progress
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -193,8 +193,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
 
     losses = torch.zeros(total, device=device, dtype=torch.float32)
     result = RunResult()
-    if cfg.channels_last and channels_last(device):
-        model.to(memory_format=torch.channels_last)  # in place: the optimiser keeps its parameters
+    if cfg.channels_last:
+        prepare_model(model, device)  # in place (Module.to): the optimiser keeps its parameters
     model.train()
     synchronize(device)
     t0 = time.perf_counter()
