@@ -10,6 +10,7 @@ import torch
 
 from fixtures.activations import activation_report, he_variance_ratio, layer_outputs
 from fixtures.models import init_convnet4, make_convnet4
+from harness.rulebook import METRIC_DEFS, metric_def
 from harness.device import prepare_model
 from harness.plugin import ClaimContext
 from harness.profiles import Budget
@@ -17,6 +18,7 @@ from harness.seeding import seed_all
 from harness.stacked import train_stacked_runs, unstack_optimizer
 from harness.train import TrainConfig, evaluate, evaluate_while_training, train
 
+SATURATED = metric_def("saturated_after", "softmax_max_above")  # the definition lives in the rulebook
 POSTS_LR = {"large": 1e-7, "small_conv": 1e-7, "small_all": 1e-7, "he_xavier": 1e-3}
 OPTIMIZERS = {
     "sgd": lambda p, lr: torch.optim.SGD(p, lr=lr),
@@ -64,7 +66,7 @@ def probe(ctx: ClaimContext, data, init, seed):
         gens = seed_all(seed)
         model = init_convnet4(make_convnet4(width=1.0), init, gens.torch)
         x = tensors(data, torch.device("cpu"), 100)[2]
-        rep = activation_report(model, x)
+        rep = activation_report(model, x, saturated_above=SATURATED)
         outs = layer_outputs(model, x)
         names = ["conv1", "conv2", "conv3", "conv4"]
         measured = [float(outs[b].var() / outs[a].var()) for a, b in zip(names, names[1:])]
@@ -80,7 +82,8 @@ def _config(ctx: ClaimContext, data, init, lr, opt, scale) -> dict:
     s = ctx.budget.settings
     return {"dataset": data.name, "init": init, "scale": scale, "lr": lr, "optimizer": opt,
             "width": s["width"], "steps": s["steps"], "test_n": s["test_n"], "eval_every": s["eval_every"],
-            "batch": 100, "order": "contiguous", "target_acc": s["target_acc"], "metrics": 2}
+            "batch": 100, "order": "contiguous", "target_acc": s["target_acc"], "metrics": 2,
+            "metric_defs": {"saturated_after": METRIC_DEFS["saturated_after"]}}
 
 
 def _train_config(s: dict) -> TrainConfig:
@@ -108,7 +111,7 @@ def _finish(model, optimizer, res, at_init, test_t, x_probe, target_acc, executi
     if res.diverged is None:
         out["final"] = {**res.final, "test_acc": 1 - res.final["error_rate"],
                         "test_cost": res.final["valid_loss"]}
-        out["after"] = _clean_report(activation_report(model, x_probe))
+        out["after"] = _clean_report(activation_report(model, x_probe, saturated_above=SATURATED))
         # the posts' flawed evaluation, on copies, as a flagged second number
         ev = evaluate_while_training(model, optimizer, test_t)
         out["final"]["buggy_test_acc"], out["final"]["buggy_test_cost"] = ev["acc"], ev["loss"]

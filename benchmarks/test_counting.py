@@ -37,6 +37,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from harness.rulebook import METRIC_DEFS, metric_def
 from harness import recipe as R
 from fixtures.circles import RENDER_VERSION, counting_dataset, crop_label_noise, place_circles_batch, renderer_speed, sizes_for
 from harness import stats
@@ -71,6 +72,7 @@ DEVIATION = {
            "5,000; 6 fine-tuning epochs instead of 15 and 7 Part II epochs instead of 15",
     "full": "",
 }
+PERFECT = metric_def("perfect", "max_final_error_rate")  # a run is perfect at or below this final error
 SEEDS = {"smoke": 1, "cpu": 5, "full": 5}  # at least 5 seeds per compared arm (STATISTICS.md)
 ABLATION_SEEDS = {"smoke": 1, "cpu": 5, "full": 5}
 BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
@@ -149,6 +151,7 @@ def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dic
            "bs": s["bs"], "lr_find_it": s["lr_find_it"], "recipe": "fastai-v1", "render": RENDER_VERSION}
     cfg["spec"]["stages"] = [list(st) for st in spec["stages"]]
     cfg["metrics"] = 2
+    cfg["metric_defs"] = {"perfect": METRIC_DEFS["perfect"]}
     if pretrained_state is not None:  # runs on other weights never resume as the ImageNet ones
         cfg["weights"] = ctx.label or "ImageNet IMAGENET1K_V1"
 
@@ -194,7 +197,7 @@ def _run_metrics(out: dict, regress: bool) -> dict:
     ok = out["diverged"] is None
     return {"acc": R.stage_accuracy(out), "acc_stage1": R.stage_accuracy(out, 0), "diverged": not ok,
             "best_acc_last_stage": max(1 - h["error_rate"] for h in last) if ok and last else 0.0,
-            "perfect": float(ok and last[-1]["error_rate"] <= 0.001)}
+            "perfect": float(ok and last[-1]["error_rate"] <= PERFECT)}
 
 
 @torch.no_grad()
@@ -252,7 +255,8 @@ def _thumbs(ctx: ClaimContext, spec: dict, seed: int, k: int = 6) -> dict:
     return images_figure(title, [(str(int(n_circles[i])), x[i].permute(1, 2, 0).numpy()) for i in range(k)])
 
 
-def _share_perfect(runs, tol=0.001) -> tuple[int, int]:
+def _share_perfect(runs, tol=None) -> tuple[int, int]:
+    tol = PERFECT if tol is None else tol
     ok = [r for r in runs if r.get("diverged") is None and r["stages"][-1]["history"][-1]["error_rate"] <= tol]
     return len(ok), len(runs)
 

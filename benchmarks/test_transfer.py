@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness.rulebook import METRIC_DEFS, metric_def
 from harness import recipe as R
 from fixtures.data import DataCorrupt, DataUnavailable
 from fixtures.folders import fetch_posts_folder, load_image_folder
@@ -33,6 +34,7 @@ from harness.seeding import seed_all, source_seed
 from harness.plugin import ClaimBench, ClaimContext
 from harness.records import Lines, Table
 
+LR_WINDOW = metric_def("lr_falling_share", "window")  # where the LR finder's falling share is read
 SCALE = {
     "smoke": dict(arch="resnet10", width=0.125, size=32, bs=16, ep1=1, ep2=1, lr_find_it=12),
     "cpu": dict(arch="resnet10", width=0.5, size=112, bs=64, ep1=5, ep2=15, lr_find_it=100),
@@ -93,6 +95,7 @@ def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state
            "sequence": "fit_one_cycle(ep1, slice(3e-3)); unfreeze; lr_find; fit_one_cycle(ep2, slice(1e-4))"}
     if pretrained_state is not None:  # runs on other weights never resume as the ImageNet ones
         cfg["weights"] = ctx.label or "ImageNet IMAGENET1K_V1"
+    cfg["metric_defs"] = {"lr_falling_share": METRIC_DEFS["lr_falling_share"]}
     vary = ctx.vary
     if vary != "all":  # a sources-of-variance run: its own config, never resumed as (or deciding) the claim
         cfg["vary"] = vary
@@ -118,7 +121,7 @@ def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state
                            bs=s["bs"], lr_find_before=1, lr_find_it=s["lr_find_it"], label=f"{name} seed={seed}",
                            augment_generator=augment_gen)
         res = {"n_valid": len(va_np), "n_train": len(tr_np), **out}
-        spot = (R.sweet_spot(out["lr_find"]["plot_lr"], out["lr_find"]["plot_loss"])
+        spot = (R.sweet_spot(out["lr_find"]["plot_lr"], out["lr_find"]["plot_loss"], *LR_WINDOW)
                 if out.get("lr_find") and out["lr_find"].get("plot_lr") else None)
         res["metrics"] = {"acc_stage1": R.stage_accuracy(res, 0), "acc_stage2": R.stage_accuracy(res, 1),
                           "diverged": out.get("diverged") is not None,
@@ -180,7 +183,7 @@ def _thumbs(data, name, k=6) -> dict:
 
 
 def _sweet_spots(runs) -> list[dict]:
-    return [R.sweet_spot(r["lr_find"]["plot_lr"], r["lr_find"]["plot_loss"]) for r in runs if r.get("lr_find")]
+    return [R.sweet_spot(r["lr_find"]["plot_lr"], r["lr_find"]["plot_loss"], *LR_WINDOW) for r in runs if r.get("lr_find")]
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

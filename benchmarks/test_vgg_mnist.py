@@ -3,7 +3,7 @@
 ``ltfn8_mnist_vgg_979_vs_973``: the modified VGG (MNIST zero-padded to 32x32) against the "previous best",
 the part 6 ConvNet with He/Xavier init; both Adam 1e-3, batch 100, 1,000 contiguous steps. Posts: 97.9% vs
 97.3%, with the post's own doubt that the gap is more than chance. The rule (``harness.rulebook``) compares
-the arms unpaired (different networks share no randomness), in the profile's Holm family. The posts' flawed
+the arms unpaired (different networks share no randomness), at the row's own level. The posts' flawed
 evaluation (updates on test batches) is run on copies as a flagged second number.
 
     pytest benchmarks/test_vgg_mnist.py --profile cpu --data-dir ../shared/datasets

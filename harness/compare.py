@@ -55,7 +55,7 @@ def load_side(spec: str) -> Side:
 
 def _headline(records: list[dict], profile: str, key: tuple[str, str]) -> np.ndarray | None:
     """Per-seed values of the first term of the claim's rule, from the latest decided verdict's runs."""
-    latest = latest_decided(records, profile)[0].get(key)
+    latest = latest_decided(records, profile).get(key)
     d = decision(key[0], key[1], profile)
     if latest is None or d is None:
         return None

@@ -32,6 +32,7 @@ import torch
 from harness import progress
 from harness import report as report_mod
 from harness.claims import CATALOGUE, Case, get_claim, parse_claim_ids
+from harness.decide import confirmatory_seeds
 from harness.device import (deterministic, device_name, environment, environment_hash, precision, precision_note,
                             precision_override, resolve_device, set_deterministic, set_precision,
                             threads_per_worker, versions)
@@ -169,7 +170,9 @@ class ClaimBench:
 
     def start(self, case: Case) -> "ClaimContext":
         budget: Budget = case.budgets[self.profile.name]
-        ctx = ClaimContext(self, case, budget, seeds_for(budget, self.seeds))
+        seeds = self.seeds if self.seeds is not None else confirmatory_seeds(case.claim_id, self.profile.name,
+                                                                             budget.seeds)
+        ctx = ClaimContext(self, case, budget, seeds_for(budget, seeds))
         if budget.needs_cuda and self.device.type != "cuda":
             ctx.not_run("device", f"the {self.profile.name} profile of this claim needs CUDA; "
                                   f"running on {self.device_name}")
@@ -320,9 +323,10 @@ class ClaimContext:
     def decide(self, arms: dict[str, list[dict]], *, tables: list[Table] | None = None,
                figures: list[Figure] | None = None,
                notes: list[str] | None = None) -> None:
-        """Hand over the runs by arm label; the harness applies the registered rule (``harness.rulebook``)
-        with Holm across the profile's comparative hypotheses, stores the verdict with the rule, its hash
-        and the run ids, and turns it into the test outcome. Tables, figures and notes are presentation."""
+        """Hand over the runs by arm label; the harness applies the registered rule (``harness.rulebook``) at
+        its own level to these runs alone, stores the verdict with the rule, its identity and the run ids, and
+        turns it into the test outcome. On seeds other than the claim's confirmatory ones the outcome is
+        exploratory: stored and shown, never the claim's verdict. Tables, figures and notes are presentation."""
         from harness import decide as D
 
         key = (self.case.claim_id, self.case.variant)
@@ -333,11 +337,11 @@ class ClaimContext:
             pytest.skip(f"{self.case}: --vary {self.vary} runs stored ({sum(len(v) for v in arms.values())}); the "
                         "claim's page shows the spread of each source beside its verdict")
         control = self._precision_control(arms)
-        df = D.frame(arms)
-        records = self.bench.store.records()
-        derived = D.derive_profile(records, self.profile, extra={key: df}, only=key)[key]
+        derived = D.derive(*key, self.profile, D.frame(arms))
         fields = D.as_fields(derived)
         fields["rule"] = D.rule_for(*key, self.profile).rule.to_dict()
+        wanted = D.confirmatory_seeds(self.case.claim_id, self.profile, len(self.seeds))
+        fields["exploratory"] = tuple(self.seeds) != wanted
         if fields["verdict"] == NOT_RUN:
             fields["not_run_reason"] = "profile"
         if control:
@@ -377,10 +381,12 @@ class ClaimContext:
             if smoke_note:
                 return  # smoke: the machinery worked, no verdict
             pytest.skip(f"{label} ({rec['not_run_reason']}): {rec['reason']}")
+        if rec.get("exploratory"):
+            return  # runs on seeds the rule did not draw: stored and shown, never a verdict
         failing = "; ".join(f"{c['name']}: expected {c['expected']}, observed {c['observed']}"
                             for c in rec["checks"] if c["passed"] is not True)
         msg = (f"{label} -- posts: {claim.posts_value}; ours: {rec['ours']} "
-               f"[profile {self.profile}, {self.bench.device_name}, {rec['decided_by']}, rule {rec['rule_hash']}]"
+               f"[profile {self.profile}, {self.bench.device_name}, {rec['decided_by']}, identity {rec['identity']}]"
                + (f"; {failing}" if failing else ""))
         if verdict == "not_reproduced":
             pytest.fail(msg, pytrace=False)
@@ -480,7 +486,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     s = config.stash[STATE_KEY]
     v = versions()
-    seeds = ",".join(map(str, s.seeds)) if s.seeds is not None else "per-claim budget"
+    seeds = (",".join(map(str, s.seeds)) + " (exploratory: decides nothing)" if s.seeds is not None
+             else "confirmatory (drawn from each claim's rule identity)")
     return [
         f"claimbench: profile={s.profile.name} ({s.profile.description})",
         f"claimbench: device={s.device} [{s.device_name}] precision={precision(s.device)}"
@@ -559,6 +566,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     for r in s.session_verdicts:
         name = f"{r['claim_id']}-{r['variant']}" if r["variant"] else r["claim_id"]
         label = LABELS[r["verdict"]] + (f" ({r['not_run_reason']})" if r["verdict"] == NOT_RUN else "")
+        if r.get("exploratory"):
+            label = f"exploratory ({label})"
         tr.write_line(f"{name:<{width}}  {label:<22} ours: {r['ours']}   posts: {r['posts_value']}")
     pending = [cid for cid in CATALOGUE if cid not in s.collected_claims]
     if pending:

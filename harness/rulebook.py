@@ -1,43 +1,103 @@
 """The decision rules of every claim, per profile, fixed before their runs (pre-registration).
 
-``RULES[(claim_id, variant)]`` maps a profile to a ``Decision``: the rule and, where a scaled-down profile
-cannot reach the posts' level, the words saying which qualitative version of the claim it decides instead
-(an *analogue* rule). The smoke profile never decides (``harness.plugin`` stores its would-be outcome only).
+``RULES[(claim_id, variant)]`` maps a profile to a ``Decision``: the rule, the level it is decided at and,
+where a scaled-down profile cannot reach the posts' level, the words saying which qualitative version of the
+claim it decides instead (an *analogue* rule, whose outcome is the analogue's, never a verdict on the posts'
+number). The smoke profile never decides (``harness.plugin`` stores its would-be outcome only).
+
+A verdict's **identity** (:func:`identity`) is everything that can change it: the rule, its level, the seed
+minimum, the decision code's version (``harness.version``) and the definitions of the metrics it reads
+(``METRIC_DEFS``: thresholds that live inside a metric, read from here by the benchmarks). The **confirmatory
+seeds** of a claim are drawn from the identities of every rule that reads its experiments (its seed group,
+``SEED_GROUPS``), so no deciding run can exist before its rule; runs on other seeds are exploratory.
+
+Multiplicity: each decided row is tested at its own level, fixed here before the runs (``ALPHA`` = 0.005
+one-sided unless a decision says otherwise; a weighted Bonferroni scheme with equal weights). A verdict
+never depends on another claim's p-value; the index states the suite's guarantee, the expected number of
+false "reproduced" being at most the sum of the levels of the rows with a random component.
 
 ``HISTORY`` keeps the rules that decided a claim before the current one, each with the date it was
-replaced and why; the report re-applies each earlier rule to the same runs and shows its verdict beside
-the current one ("rule revised after data"). A rule whose hash differs from the one stored with an
-earlier verdict of the same claim is also shown as revised, even when nobody entered it here.
+replaced and why; the report shows them beside the current one ("rule revised after data").
 
 Arms named in the rules are the labels each claim test hands over with its runs; metrics are the
 ``metrics`` each run record carries. No benchmark module holds a threshold.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 
-from harness.rules import AllOf, AtLeast, AtMost, Equal, Greater, InBand, M, NotDecided, Rule
+from harness.rules import ALPHA, MIN_SEEDS, AllOf, AtLeast, AtMost, Equal, Greater, InBand, M, NotDecided, Rule
+from harness.version import DECISION_VERSION
 
 LN10 = math.log(10.0)
+
+# Thresholds that live inside a metric's definition (what a benchmark computes per run). Benchmarks read them
+# from here; a verdict's identity covers the definitions of the metrics its rule reads, so changing one marks
+# those claims revised and re-draws their confirmatory seeds (new runs).
+METRIC_DEFS: dict[str, dict] = {
+    "perfect": {"max_final_error_rate": 0.001, "diverged_run": 0.0},
+    "saturated_after": {"softmax_max_above": 0.99},
+    "saturated": {"softmax_max_above": 0.99},
+    "test_acc": {"diverged_run_scores": 0.0},
+    "acc": {"diverged_run_scores": 0.0},
+    "acc_stage1": {"diverged_run_scores": 0.0},
+    "acc_stage2": {"diverged_run_scores": 0.0},
+    "best_acc_last_stage": {"diverged_run_scores": 0.0},
+    "acc_above_constant": {"constant": "share of the most frequent label in the evaluated test images"},
+    "lr_falling_share": {"window": [1e-5, 1e-3], "curve": "fastai's shown curve (first 10, last 5 dropped)"},
+    "lr_argmin_log10": {"curve": "fastai's shown curve (first 10, last 5 dropped)"},
+}
+
+
+def metric_def(metric: str, key: str):
+    """One threshold of a metric's definition (a KeyError names what is missing)."""
+    return METRIC_DEFS[metric][key]
+
+
+# Claims whose runs are shared share their confirmatory seeds: the families of the MNIST ConvNet train the
+# same (init, optimiser, rate) runs. Every other family is its own group.
+SEED_GROUPS = {"init": "convnet-mnist", "optimizers": "convnet-mnist"}
 
 
 @dataclass(frozen=True)
 class Decision:
     rule: Rule
     analogue: str = ""  # "" = the posts' rule; else what the scaled-down profile decides instead, in short
+    alpha: float = ALPHA  # the one-sided level of this row (its intervals are (1 - 2 alpha) two-sided)
 
     @property
     def decided_by(self) -> str:
         return "cpu analogue rule" if self.analogue else "posts' rule"
 
+    @property
+    def identity(self) -> str:
+        return identity(self)
+
+    def render(self) -> str:
+        return self.rule.render(self.alpha)
+
+
+def identity_payload(d: Decision) -> dict:
+    return {"rule": d.rule.to_dict(), "alpha": d.alpha, "min_seeds": MIN_SEEDS,
+            "decision_version": DECISION_VERSION,
+            "metric_defs": {m: METRIC_DEFS.get(m) for m in d.rule.metrics()}}
+
+
+def identity(d: Decision) -> str:
+    """The hash of everything that can change the verdict (see the module text)."""
+    return hashlib.sha256(json.dumps(identity_payload(d), sort_keys=True).encode()).hexdigest()[:12]
+
 
 @dataclass(frozen=True)
 class Earlier:
     profile: str
-    rule: Rule
+    rule: Rule | None  # None: the earlier logic lived in a benchmark module and is not in the vocabulary
     replaced: str  # date the rule was replaced
     reason: str
+    text: str = ""  # what the earlier rule was, where ``rule`` is None
 
 
 def _same(rule: Rule, analogue_cpu: str = "") -> dict[str, Decision]:
@@ -89,9 +149,9 @@ def _acc(arm: str) -> M:
 
 
 OPT = {
-    "momentum_beats_sgd": Greater(_acc("momentum"), _acc("sgd"), paired=True, effect=0.01),
-    "adam_best": AllOf(Greater(_acc("adam"), _acc("momentum"), paired=True, effect=0.01),
-                       Greater(_acc("adam"), _acc("sgd"), paired=True, effect=0.01)),
+    "momentum_beats_sgd": Greater(_acc("momentum"), _acc("sgd"), paired=True, claimed=0.01),
+    "adam_best": AllOf(Greater(_acc("adam"), _acc("momentum"), paired=True, claimed=0.01),
+                       Greater(_acc("adam"), _acc("sgd"), paired=True, claimed=0.01)),
 }
 
 # ------------------------------------------------------------------------------------------------ init
@@ -110,7 +170,10 @@ LARGE_FULL = AllOf(
     InBand(_acc("large"), 0.70, 0.90, name="test accuracy about the posts' 81.88%"))
 LARGE_CPU = AllOf(*LARGE_MECHANISM,
                   AtLeast(M("large", "test_cost"), 100.0, stat="each",
-                          name="test cost far above a uniform prediction's ln 10"))
+                          name="test cost far above a uniform prediction's ln 10"),
+                  NotDecided("the posts' 81.88% comes from 5,000 full-width steps; 300 quarter-width steps do not "
+                             "reach it, so the accuracy is decided at the full profile only",
+                             (_acc("large"),), name="test accuracy about the posts' 81.88%"))
 SMALL = AllOf(
     Equal(M("small", "test_cost"), LN10, 1e-3, name="test cost after training = ln 10 (uniform predictions)"),
     AtMost(M("small", "cost_moved"), 1e-3, stat="each", name="test cost moved by training (nothing learned)"),
@@ -120,14 +183,14 @@ HE_FULL = AllOf(
     AtLeast(_acc("he"), 0.90, name="He/Xavier test accuracy"),
     AtMost(M("he", "test_cost"), 0.5, name="He/Xavier test cost"),
     InBand(M("he", "spread_ratio_after"), 0.1, 10.0, stat="each", name="layer spreads within 10x after training"),
-    Greater(_acc("he"), _acc("large"), margin=0.10, effect=0.05, name="He/Xavier beats N(0,1) by > 10 points"),
-    Greater(_acc("he"), _acc("small"), margin=0.10, effect=0.05, name="He/Xavier beats 0.01 x N(0,1) by > 10 points"))
+    Greater(_acc("he"), _acc("large"), margin=0.10, claimed=0.15, name="He/Xavier beats N(0,1) by > 10 points"),
+    Greater(_acc("he"), _acc("small"), margin=0.10, claimed=0.15, name="He/Xavier beats 0.01 x N(0,1) by > 10 points"))
 HE_CPU = AllOf(
     InBand(M("he", "spread_ratio_after"), 0.1, 10.0, stat="each", name="layer spreads within 10x after training"),
     AtMost(M("he", "test_cost"), LN10, name="He/Xavier test cost below a uniform prediction's ln 10"),
-    Greater(_acc("he"), _acc("large"), margin=0.10, effect=0.05, name="He/Xavier beats N(0,1) by > 10 points"),
-    Greater(_acc("he"), _acc("small"), margin=0.10, effect=0.05, name="He/Xavier beats 0.01 x N(0,1) by > 10 points"))
-CONTROLLED = AllOf(*(Greater(_acc(f"he@{where}"), _acc(f"{other}@{where}"), effect=0.05,
+    Greater(_acc("he"), _acc("large"), margin=0.10, claimed=0.15, name="He/Xavier beats N(0,1) by > 10 points"),
+    Greater(_acc("he"), _acc("small"), margin=0.10, claimed=0.15, name="He/Xavier beats 0.01 x N(0,1) by > 10 points"))
+CONTROLLED = AllOf(*(Greater(_acc(f"he@{where}"), _acc(f"{other}@{where}"), claimed=0.05,
                              name=f"He/Xavier beats {other} at the {where} learning rate")
                      for where in ("shared", "best") for other in ("large", "small")))
 
@@ -135,14 +198,14 @@ CONTROLLED = AllOf(*(Greater(_acc(f"he@{where}"), _acc(f"{other}@{where}"), effe
 VGG_ANALOGUE = ("1/8-width VGG vs 1/4-width ConvNet, 500 steps: decides the direction of the gap at a "
                 "smaller scale")
 CIFAR_ANALOGUE = ("1/8-width VGG on 10,000 training images for 1,500 steps cannot reach the posts' level; "
-                  "decides that it learns CIFAR-10 far above chance (10%)")
-VGG_MNIST = Greater(_acc("vgg"), _acc("convnet"), effect=0.006, name="VGG beats the ConvNet (posts: +0.6 points)")
+                  "decides that it learns CIFAR-10 far above chance: at least twice the 10% of a guess")
+VGG_MNIST = Greater(_acc("vgg"), _acc("convnet"), claimed=0.006, name="VGG beats the ConvNet (posts: +0.6 points)")
 CIFAR_FULL = InBand(_acc("raw"), 0.68, 0.74, name="test accuracy about 71%")
-CIFAR_CPU = AtLeast(_acc("raw"), 0.50, name="test accuracy far above chance")
-MEANSUB = Greater(_acc("meansub"), _acc("raw"), paired=True, effect=0.016,
+CIFAR_CPU = AtLeast(_acc("raw"), 0.20, name="test accuracy at least twice chance (10%)")
+MEANSUB = Greater(_acc("meansub"), _acc("raw"), paired=True, claimed=0.016,
                   name="mean subtraction gains (posts: +1.6 points)")
 GAP = AllOf(Greater(M("meansub", "train_acc", "%"), M("meansub", "test_acc", "%"), margin=0.05, paired=True,
-                    effect=0.05, name="training accuracy above test accuracy by > 5 points"),
+                    claimed=0.10, name="training accuracy above test accuracy by > 5 points"),
             AtLeast(M("meansub", "cost_ratio"), 1.5, name="test cost / training cost"))
 
 # --------------------------------------------------------------------------------------- counting
@@ -157,10 +220,10 @@ ABLATION_FACTORS = {
     "transforms": (("small/dihedral/part1", "small/dihedral/part2", "large/dihedral/part1", "large/dihedral/part2"),
                    ("small/default/part1", "small/default/part2", "large/default/part1", "large/default/part2")),
 }
-ABLATION = AllOf(*(Greater(M(hi, "acc", "%"), M(lo, "acc", "%"), paired=True, effect=0.05,
+ABLATION = AllOf(*(Greater(M(hi, "acc", "%"), M(lo, "acc", "%"), paired=True, claimed=0.05,
                            name=f"main effect of {f} (per seed, mean over the other factors)")
                    for f, (hi, lo) in ABLATION_FACTORS.items()))
-REGRESSION = Greater(M("regression", "acc", "%"), M("classifier", "acc", "%"), effect=0.05,
+REGRESSION = Greater(M("regression", "acc", "%"), M("classifier", "acc", "%"), claimed=0.05,
                      name="rounded regression beats the classifier")
 PIXEL = AllOf(AtLeast(M("pixel", "equal_min_acc", "%"), 0.99, stat="each",
                       name="pixel counter on equal circles (worst of 1-5, 45-50, 45-49), centre crop"),
@@ -183,7 +246,7 @@ def _transfer_full() -> dict[str, Rule]:
             InBand(M("kittencat", "lr_argmin_log10"), math.log10(3e-4), math.log10(5e-3),
                    name="log10 of the LR-finder minimum")),
         "kittencat_finetune_92pct": Greater(M("kittencat", "acc_stage2", "%"), M("kittencat", "acc_stage1", "%"),
-                                            paired=True, effect=0.06, name="fine-tuning gain"),
+                                            paired=True, claimed=0.06, name="fine-tuning gain"),
     }
 
 
@@ -251,7 +314,7 @@ _AUDIT = "2026-11-29"
 HISTORY: dict[tuple[str, str], list[Earlier]] = {
     ("ltfn12_bias_variance_gap", ""): [Earlier(
         "cpu", Greater(M("meansub", "train_acc", "%"), M("meansub", "test_acc", "%"), margin=0.05, paired=True,
-                       effect=0.05), _AUDIT,
+                       claimed=0.10), _AUDIT,
         "the test-cost / train-cost >= 1.5 check had been moved to the full profile right after it failed at cpu "
         "(1.43); restored in the cpu rule")],
     ("transfer_from_scratch", ""): [Earlier(
@@ -293,10 +356,50 @@ HISTORY: dict[tuple[str, str], list[Earlier]] = {
         "a 1% size tolerance (1.9 MB) where the container adds 28 KB, and a moment count certain by construction; "
         "now the size as `ls -h` prints it and at most 64 KiB beside parameters and moments")],
     ("ltfn8_mnist_vgg_979_vs_973", ""): [Earlier(
-        "cpu", Greater(_acc("vgg"), _acc("convnet"), paired=True, effect=0.006), _AUDIT,
+        "cpu", Greater(_acc("vgg"), _acc("convnet"), paired=True, claimed=0.006), _AUDIT,
         "decided with a paired interval although VGG and ConvNet share no randomness, at alpha/2 inside the family; "
         "now Welch across the suite's Holm family")],
 }
+
+
+_PRE_RULEBOOK = "2026-11-29"
+_PRE = ("before the rulebook (git 4490721^) this claim was decided by logic inside its benchmark module; the rulebook "
+        "replaced it in the commit that introduced it, after runs for the claim existed, without a mark until now")
+HISTORY.update({
+    ("counting_regression_head", ""): [Earlier(
+        "cpu", None, _PRE_RULEBOOK, _PRE,
+        "rounded-regression accuracy minus classifier accuracy paired by seed (a diverged regression run scored 0): "
+        "the 95% t-interval above 0; plus predictions outside the training range keeping their order")],
+    ("counting_part2_ablation", ""): [Earlier(
+        "cpu", None, _PRE_RULEBOOK, _PRE,
+        "main effects of data size, transforms and schedule pooled over (other factors, seed) pairs: the 95% "
+        "t-interval above 0 holds, below 0.02 fails; undecided unless the best arm beat chance by 10 points")],
+    ("ltfn6_init_controlled", ""): [Earlier(
+        "cpu", None, _PRE_RULEBOOK, _PRE,
+        "the worst He/Xavier seed above the best seed of every other init, at the shared rate and at each init's "
+        "best swept rate (no test; the sweep's tuning seed was one of the deciding seeds)")],
+    **{("ltfn7_optimizers_on_mnist", v): [Earlier(
+        "cpu", None, _PRE_RULEBOOK, _PRE,
+        "paired t over seeds with Holm over momentum > SGD, Adam > momentum and Adam > SGD, adjusted p < 0.05 and a "
+        "paired bootstrap interval above 0; undecided below 4 seeds")] for v in OPT},
+    ("ltfn11_mean_subtraction_gain", ""): [Earlier(
+        "cpu", None, _PRE_RULEBOOK, _PRE,
+        "mean-subtracted minus raw test accuracy compared by the module's own pair test against the posts' "
+        "+1.6 points")],
+})
+HISTORY[("ltfn10_cifar_vgg_71pct", "")].append(Earlier(
+    "cpu", AtLeast(_acc("raw"), 0.50, name="test accuracy far above chance"), "2026-12-01",
+    "the analogue's stated purpose is 'learns CIFAR-10 far above chance (10%)', but its rule demanded 50%, a level "
+    "nobody derived from that purpose (36.05% on the exploratory seeds: far above chance, yet 'not reproduced'); "
+    "now at least twice chance, decided on new confirmatory seeds"))
+
+
+def seed_group(claim_id: str) -> str:
+    """The group of claims that share runs, and so their confirmatory seeds."""
+    from harness.claims import CATALOGUE
+
+    family = CATALOGUE[claim_id].family
+    return SEED_GROUPS.get(family, family)
 
 
 def decision(claim_id: str, variant: str, profile: str) -> Decision | None:
@@ -306,11 +409,12 @@ def decision(claim_id: str, variant: str, profile: str) -> Decision | None:
     return by_profile.get(profile)
 
 
-def comparative_family(profile: str) -> list[tuple[str, str, int]]:
-    """Every comparative hypothesis of a profile, pre-declared: (claim, variant, index within its rule)."""
-    fam = []
+def stochastic_rows(profile: str) -> list[tuple[str, str, float]]:
+    """The rows of a profile decided with a random component (an interval over seeds), with their levels: the
+    suite's guarantee is that the expected number of false "reproduced" among them is at most the sum."""
+    rows = []
     for (cid, var), by_profile in sorted(RULES.items()):
         d = by_profile.get(profile)
-        if d is not None:
-            fam += [(cid, var, i) for i in range(len(d.rule.comparisons()))]
-    return fam
+        if d is not None and d.rule.stochastic():
+            rows.append((cid, var, d.alpha))
+    return rows

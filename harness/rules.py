@@ -1,26 +1,34 @@
 """Decision rules as data: a small closed vocabulary that the harness applies to stored runs.
 
 A rule is fixed before its runs exist (see ``harness.rulebook``). Its wording on the report is rendered from
-the rule itself, its hash identifies it in every verdict record, and ``decide`` is a pure function of the
-rule and a DataFrame of runs (one row per run: ``arm``, ``seed`` and one column per metric), so anyone can
-re-derive a verdict from the store.
+the rule itself, its identity (``harness.rulebook.Decision.identity``: the rule, its level, the seed minimum,
+the decision code's version and the metric definitions it reads) names it in every verdict record, and
+``decide`` is a pure function of the rule, its level and a DataFrame of runs (one row per run: ``arm``,
+``seed`` and one column per metric), so anyone can re-derive a verdict from the store. No verdict depends on
+another claim's runs: each rule is decided at the level written into its own decision.
 
-Vocabulary (every threshold lives here as a value, never in a benchmark module):
+Three outcomes, decided by intervals (never by post-hoc power). At level alpha the interval is the two-sided
+(1 - 2 alpha) t-interval, so each of its ends is a one-sided test at alpha:
 
 * ``AtLeast(term, level)`` / ``AtMost(term, level)`` -- the mean over seeds reaches a level: holds when the
-  95% t-interval of the mean lies on the claimed side, fails when it lies wholly on the other side,
-  undecided otherwise. ``stat="each"`` is a plain assertion on every seed (deterministic measurements).
-* ``InBand(term, low, high)`` -- "about X": equivalence by TOST at alpha (the 90% t-interval inside the
-  band) holds; the 95% interval wholly outside fails; otherwise undecided.
+  interval lies on the claimed side, fails when it lies wholly on the other side, undecided otherwise.
+  ``stat="each"`` is a plain assertion on every seed (deterministic measurements).
+* ``InBand(term, low, high)`` -- "about X": holds when the interval lies inside the band (TOST at alpha),
+  fails when it lies wholly outside, undecided otherwise.
 * ``Equal(term, value, tol)`` -- every seed within ``tol`` of ``value`` (deterministic claims).
-* ``Greater(a, b, margin, paired, effect)`` -- a comparative hypothesis "A exceeds B by more than margin":
-  one-sided Welch t (paired t only where the arms share their randomness), decided at the Holm-adjusted
-  level across every comparative hypothesis of the profile, and the t-interval of the difference must
-  exclude the margin. Fewer than ``MIN_SEEDS`` seeds per arm is undecided (too few seeds); not supported
-  but powered to detect ``effect`` at the adjusted level fails; otherwise undecided (underpowered).
+* ``Greater(a, b, margin, paired, claimed)`` -- "A exceeds B by more than margin; the claim says by about
+  ``claimed``": one-sided Welch t (paired t only where the arms share their randomness). Holds when the test
+  rejects at alpha and the interval clears the margin; fails when the interval lies wholly below the claimed
+  difference (below the margin where the claim names no size), whatever the power; undecided otherwise, and
+  with fewer than ``MIN_SEEDS`` seeds per arm. The minimum detectable difference is shown, never decides.
   ``stat="each"`` compares seed by seed (deterministic).
-* ``AllOf(*rules)`` -- every part holds.
-* ``NotDecided(reason)`` -- this profile does not decide the claim; fixed before the runs like any rule.
+* ``AllOf(*rules)`` -- every part holds (an intersection-union test: each part at the rule's own level, no
+  split needed for "all hold"). Parts that this profile does not decide (``NotDecided``) are shown as such
+  and leave the others to decide.
+* ``NotDecided(reason)`` -- this profile does not decide the claim (or this part of it).
+
+Missing is never silently fewer: a seed whose metric is missing (or whose run is missing from one arm) makes
+the rule undecided, or failed where the rule says so (``missing="fail"``).
 
 A term ``M(arms, metric)`` is the per-seed value of a metric; with several arms it is their mean per seed
 (e.g. a factor's main effect over the arms of a factorial design).
@@ -31,7 +39,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 import pandas as pd
@@ -39,8 +47,11 @@ import pandas as pd
 from harness import stats
 from harness.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED
 
-ALPHA = 0.05
+ALPHA = 0.005  # the level of one decided row unless its decision says otherwise (one-sided, per side)
 MIN_SEEDS = 5  # per arm, for a comparative hypothesis decided by a test
+MISSING = ("undecided", "fail")
+
+OUTCOME = {True: REPRODUCED, False: NOT_REPRODUCED, None: INCONCLUSIVE}
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,7 @@ class Check:
     observed: str
     passed: Optional[bool]  # None = undecided
     p_raw: Optional[float] = None
-    p_adj: Optional[float] = None
+    level: Optional[float] = None  # the one-sided level this part was decided at (tests and intervals)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
@@ -64,6 +75,7 @@ class Result:
     checks: list[Check]
     ours: str
     reason: str = ""
+    parts: list[dict] = field(default_factory=list)  # sub-verdicts of an AllOf: {"name", "verdict"}
 
 
 def _fmt(x: float, unit: str) -> str:
@@ -79,6 +91,11 @@ def _fmt(x: float, unit: str) -> str:
     if ax != 0 and (ax >= 1e5 or ax < 1e-3):
         return f"{x:.3g}"
     return f"{x:.4g}"
+
+
+def _pct(level: float) -> str:
+    """The two-sided coverage of the interval whose ends are one-sided tests at ``level``."""
+    return f"{100 * (1 - 2 * level):g}%"
 
 
 @dataclass(frozen=True)
@@ -107,19 +124,30 @@ class M:
         return f"{self.metric}[{where}]"
 
     def values(self, df: pd.DataFrame) -> pd.Series:
-        """Per-seed values (index: seed, sorted). Seeds missing from any listed arm are dropped."""
+        """Per-seed values (index: seed, sorted) over every seed any listed arm ran; NaN where a seed's metric
+        is missing or one of the arms has no run for that seed (never silently dropped). An arm or a metric
+        that no run has is an error naming it (a typo in the rulebook, not an undecided claim)."""
         arms = self.arm_tuple
         if df.empty or "arm" not in df:
             return pd.Series(dtype=float)
+        have = sorted(set(df["arm"]))
+        absent = [a for a in arms if a not in have]
+        if absent:
+            raise KeyError(f"the rule names arm(s) {', '.join(absent)} that the runs do not have "
+                           f"(arms: {', '.join(map(str, have))})")
         sub = df[df["arm"].isin(arms)]
         if self.metric not in sub:
             raise KeyError(f"no metric {self.metric!r} in the runs of arm(s) {', '.join(arms)}")
-        table = sub.pivot_table(index="seed", columns="arm", values=self.metric, aggfunc="first",
-                                dropna=False)
-        if any(a not in table for a in arms):
-            return pd.Series(dtype=float)
-        table = table[list(arms)].astype(float).dropna(how="any")
-        return table.mean(axis=1).sort_index()
+        col = pd.to_numeric(sub[self.metric], errors="coerce").astype(float)
+        table = col.groupby([sub["seed"], sub["arm"]]).first().unstack("arm")
+        table = table.reindex(columns=list(arms))
+        return table.mean(axis=1, skipna=False).sort_index()
+
+
+def _split(v: np.ndarray) -> tuple[np.ndarray, int]:
+    """The finite values and how many seeds lack the metric."""
+    ok = np.isfinite(v)
+    return v[ok], int((~ok).sum())
 
 
 class Rule:
@@ -128,45 +156,68 @@ class Rule:
     def to_dict(self) -> dict:
         raise NotImplementedError
 
-    def render(self) -> str:
+    def render(self, level: float = ALPHA) -> str:
         raise NotImplementedError
 
     def leaves(self) -> list["Rule"]:
         return [self]
 
-    def decide(self, df: pd.DataFrame, adjusted: dict[int, tuple[float, float]] | None = None,
-               _start: int = 0) -> Result:
+    def decide(self, df: pd.DataFrame, level: float = ALPHA) -> Result:
         raise NotImplementedError
 
     @property
     def hash(self) -> str:
         return rule_hash(self)
 
-    def comparisons(self) -> list["Greater"]:
-        """The comparative hypotheses (tests) of this rule, in a fixed order: its Holm family members."""
-        return [r for r in self.leaves() if isinstance(r, Greater) and r.stat == "test"]
+    def terms(self) -> list[M]:
+        out: list[M] = []
+        for leaf in self.leaves():
+            for key in ("term", "a", "b"):
+                t = getattr(leaf, key, None)
+                if isinstance(t, M):
+                    out.append(t)
+            out += list(getattr(leaf, "show", ()))
+        return out
+
+    def metrics(self) -> list[str]:
+        """Every metric name the rule reads (its identity covers their definitions)."""
+        return sorted({t.metric for t in self.terms()})
+
+    def stochastic(self) -> bool:
+        """Whether any part is decided by an interval over seeds (a level applies) rather than by assertion."""
+        return any(getattr(leaf, "stat", "each") in ("mean", "test") for leaf in self.leaves())
 
 
 def rule_hash(rule: Rule) -> str:
     return hashlib.sha256(json.dumps(rule.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _summary_text(v: np.ndarray, unit: str) -> str:
+def _summary_text(v: np.ndarray, unit: str, n_missing: int = 0) -> str:
+    miss = f"; {n_missing} seed(s) without a value" if n_missing else ""
     if v.size == 0:
-        return "no runs"
+        return "no runs" if not n_missing else f"no values ({n_missing} seed(s) without a value)"
     if v.size == 1:
-        return f"{_fmt(float(v[0]), unit)} (n=1)"
+        return f"{_fmt(float(v[0]), unit)} (n=1{miss})"
     lo, hi = stats.t_ci(v)
-    return f"{_fmt(float(v.mean()), unit)} [{_fmt(lo, unit)}, {_fmt(hi, unit)}] (n={v.size}, 95% t-interval)"
-
-
-def _observe(rule) -> tuple[Callable[[pd.DataFrame], pd.Series], str, str]:
-    """A one-term rule's per-seed value getter, its display unit, and the check's title."""
-    return rule.term.values, rule.term.unit, rule.name or rule.term.render()
+    if lo == hi:
+        return f"{_fmt(float(v.mean()), unit)} on every seed (n={v.size}{miss})"
+    return f"{_fmt(float(v.mean()), unit)} [{_fmt(lo, unit)}, {_fmt(hi, unit)}] (n={v.size}, 95% t-interval{miss})"
 
 
 def _no_runs(title: str, expected: str) -> Result:
     return Result(INCONCLUSIVE, [Check(title, expected, "no runs", None)], "no runs")
+
+
+def _missing_result(rule, title: str, expected: str, ours: str, n_missing: int, n: int) -> Result:
+    """A seed lacks the metric: undecided, or failed where the rule says a missing value fails."""
+    passed = False if getattr(rule, "missing", "undecided") == "fail" else None
+    obs = f"{ours}; {n_missing} of {n} seeds lack the metric" + ("" if passed is False else " (undecided)")
+    return Result(OUTCOME[passed], [Check(title, expected, obs, passed)], ours)
+
+
+def _opt(d: dict, **defaults: Any) -> dict:
+    """Fields whose value differs from its default (so adding a field leaves older rules' hashes alone)."""
+    return {k: v for k, v in d.items() if k not in defaults or defaults[k] != v}
 
 
 @dataclass(frozen=True)
@@ -175,38 +226,41 @@ class _Level(Rule):
     level: float
     stat: str = "mean"  # "mean" (interval over seeds) | "each" (every seed, deterministic)
     name: str = ""
+    missing: str = "undecided"  # a seed without the metric: "undecided" | "fail"
     sign: ClassVar[int] = 1
     op: ClassVar[str] = ">="
 
     def to_dict(self) -> dict:
-        return {"type": self.kind, "term": self.term.to_dict(), "level": self.level, "stat": self.stat,
-                "name": self.name}
+        return _opt({"type": self.kind, "term": self.term.to_dict(), "level": self.level, "stat": self.stat,
+                     "name": self.name, "missing": self.missing}, missing="undecided")
 
-    def render(self) -> str:
+    def render(self, level: float = ALPHA) -> str:
         what = "every seed's" if self.stat == "each" else "the mean over seeds of"
-        tail = "" if self.stat == "each" else " (decided by the 95% t-interval)"
+        tail = "" if self.stat == "each" else f" (decided by the {_pct(level)} t-interval)"
         return f"{what} {self.term.render()} {self.op} {_fmt(self.level, self.term.unit)}{tail}"
 
-    def decide(self, df, adjusted=None, _start=0) -> Result:
-        values, u, title = _observe(self)
-        v = values(df).to_numpy(dtype=float)
-        expected = f"{self.op} {_fmt(self.level, u)}" + ("" if self.stat == "each" else " (95% CI)")
-        if v.size == 0:
+    def decide(self, df, level=ALPHA) -> Result:
+        u, title = self.term.unit, self.name or self.term.render()
+        v_all = self.term.values(df).to_numpy(dtype=float)
+        expected = f"{self.op} {_fmt(self.level, u)}" + ("" if self.stat == "each" else f" ({_pct(level)} CI)")
+        if v_all.size == 0:
             return _no_runs(title, expected)
-        ours = _summary_text(v, u)
+        v, n_missing = _split(v_all)
+        ours = _summary_text(v, u, n_missing)
+        if n_missing:
+            return _missing_result(self, title, expected, ours, n_missing, v_all.size)
         ok = (lambda x: x >= self.level) if self.sign > 0 else (lambda x: x <= self.level)
         if self.stat == "each":
             obs = ", ".join(_fmt(float(x), u) for x in v[:8]) + (" ..." if v.size > 8 else "")
             passed = bool(np.all([ok(x) for x in v]))
-            return Result(REPRODUCED if passed else NOT_REPRODUCED, [Check(title, expected + " (every seed)",
-                                                                           obs, passed)], ours)
-        if v.size < 2 or not np.all(np.isfinite(v)):
-            return Result(INCONCLUSIVE, [Check(title, expected, ours, None)], ours)
-        lo, hi = stats.t_ci(v)
+            return Result(OUTCOME[passed], [Check(title, expected + " (every seed)", obs, passed)], ours)
+        if v.size < 2:
+            return Result(INCONCLUSIVE, [Check(title, expected, ours + " (one seed: no interval)", None)], ours)
+        lo, hi = stats.t_ci(v, level=1 - 2 * level)
         near, far = (lo, hi) if self.sign > 0 else (hi, lo)
         passed = True if ok(near) else (False if not ok(far) else None)
-        verdict = {True: REPRODUCED, False: NOT_REPRODUCED, None: INCONCLUSIVE}[passed]
-        return Result(verdict, [Check(title, expected, ours, passed)], ours)
+        obs = f"{_fmt(float(v.mean()), u)} [{_fmt(lo, u)}, {_fmt(hi, u)}] (n={v.size}, {_pct(level)} t-interval)"
+        return Result(OUTCOME[passed], [Check(title, expected, obs, passed, level=level)], ours)
 
 
 @dataclass(frozen=True)
@@ -231,41 +285,46 @@ class InBand(Rule):
     high: float
     stat: str = "mean"
     name: str = ""
+    missing: str = "undecided"
 
     def to_dict(self) -> dict:
-        return {"type": self.kind, "term": self.term.to_dict(), "low": self.low, "high": self.high,
-                "stat": self.stat, "name": self.name}
+        return _opt({"type": self.kind, "term": self.term.to_dict(), "low": self.low, "high": self.high,
+                     "stat": self.stat, "name": self.name, "missing": self.missing}, missing="undecided")
 
-    def render(self) -> str:
+    def render(self, level: float = ALPHA) -> str:
         u = self.term.unit
+        band = f"[{_fmt(self.low, u)}, {_fmt(self.high, u)}]"
         if self.stat == "each":
-            return f"every seed's {self.term.render()} inside [{_fmt(self.low, u)}, {_fmt(self.high, u)}]"
-        return (f"the mean over seeds of {self.term.render()} inside [{_fmt(self.low, u)}, {_fmt(self.high, u)}] "
-                f"(TOST at alpha {ALPHA}: the 90% t-interval inside; the 95% interval wholly outside refutes)")
+            return f"every seed's {self.term.render()} inside {band}"
+        return (f"the mean over seeds of {self.term.render()} inside {band} (TOST at {level:g}: the {_pct(level)} "
+                f"t-interval inside holds, wholly outside fails)")
 
-    def decide(self, df, adjusted=None, _start=0) -> Result:
-        values, u, title = _observe(self)
-        v = values(df).to_numpy(dtype=float)
+    def decide(self, df, level=ALPHA) -> Result:
+        u, title = self.term.unit, self.name or self.term.render()
+        v_all = self.term.values(df).to_numpy(dtype=float)
         expected = f"inside [{_fmt(self.low, u)}, {_fmt(self.high, u)}]"
-        if v.size == 0:
+        if v_all.size == 0:
             return _no_runs(title, expected)
-        ours = _summary_text(v, u)
+        v, n_missing = _split(v_all)
+        ours = _summary_text(v, u, n_missing)
+        if n_missing:
+            return _missing_result(self, title, expected, ours, n_missing, v_all.size)
         if self.stat == "each":
             passed = bool(np.all((v >= self.low) & (v <= self.high)))
-            return Result(REPRODUCED if passed else NOT_REPRODUCED, [Check(title, expected, ours, passed)], ours)
-        if v.size < 2 or not np.all(np.isfinite(v)):
-            return Result(INCONCLUSIVE, [Check(title, expected, ours, None)], ours)
-        lo90, hi90 = stats.t_ci(v, level=1 - 2 * ALPHA)
-        lo95, hi95 = stats.t_ci(v)
+            return Result(OUTCOME[passed], [Check(title, expected, ours, passed)], ours)
+        if v.size < 2:
+            return Result(INCONCLUSIVE, [Check(title, expected, ours + " (one seed: no interval)", None)], ours)
+        lo, hi = stats.t_ci(v, level=1 - 2 * level)
         p = stats.tost(v, self.low, self.high)
-        if lo90 >= self.low and hi90 <= self.high:
-            passed = True
-        elif hi95 < self.low or lo95 > self.high:
+        if lo >= self.low and hi <= self.high:
+            passed: Optional[bool] = True
+        elif hi < self.low or lo > self.high:
             passed = False
         else:
             passed = None
-        verdict = {True: REPRODUCED, False: NOT_REPRODUCED, None: INCONCLUSIVE}[passed]
-        return Result(verdict, [Check(title, expected + f" (TOST p = {p:.3g})", ours, passed, p_raw=p)], ours)
+        obs = (f"{_fmt(float(v.mean()), u)} [{_fmt(lo, u)}, {_fmt(hi, u)}] (n={v.size}, {_pct(level)} "
+               f"t-interval), TOST p = {p:.3g}")
+        return Result(OUTCOME[passed], [Check(title, expected, obs, passed, p_raw=p, level=level)], ours)
 
 
 @dataclass(frozen=True)
@@ -275,26 +334,29 @@ class Equal(Rule):
     value: float
     tol: float = 0.0
     name: str = ""
+    missing: str = "undecided"
 
     def to_dict(self) -> dict:
-        return {"type": self.kind, "term": self.term.to_dict(), "value": self.value, "tol": self.tol,
-                "name": self.name}
+        return _opt({"type": self.kind, "term": self.term.to_dict(), "value": self.value, "tol": self.tol,
+                     "name": self.name, "missing": self.missing}, missing="undecided")
 
-    def render(self) -> str:
+    def render(self, level: float = ALPHA) -> str:
         u = self.term.unit
         tol = "exactly" if self.tol == 0 else f"within {_fmt(self.tol, u)} of"
         return f"every seed's {self.term.render()} {tol} {_fmt(self.value, u)}"
 
-    def decide(self, df, adjusted=None, _start=0) -> Result:
-        values, u, title = _observe(self)
-        v = values(df).to_numpy(dtype=float)
+    def decide(self, df, level=ALPHA) -> Result:
+        u, title = self.term.unit, self.name or self.term.render()
+        v_all = self.term.values(df).to_numpy(dtype=float)
         expected = f"{_fmt(self.value, u)}" + (f" +- {_fmt(self.tol, u)}" if self.tol else " exactly")
-        if v.size == 0:
+        if v_all.size == 0:
             return _no_runs(title, expected)
+        v, n_missing = _split(v_all)
+        if n_missing:
+            return _missing_result(self, title, expected, _summary_text(v, u, n_missing), n_missing, v_all.size)
         passed = bool(np.all(np.abs(v - self.value) <= self.tol))
         obs = ", ".join(_fmt(float(x), u) for x in v[:8]) + (" ..." if v.size > 8 else "")
-        return Result(REPRODUCED if passed else NOT_REPRODUCED, [Check(title, expected, obs, passed)],
-                      _summary_text(v, u))
+        return Result(OUTCOME[passed], [Check(title, expected, obs, passed)], _summary_text(v, u))
 
 
 @dataclass(frozen=True)
@@ -304,34 +366,46 @@ class Greater(Rule):
     b: M
     margin: float = 0.0
     paired: bool = False
-    effect: Optional[float] = None  # smallest effect of interest (beyond the margin) for "refuted"
-    stat: str = "test"  # "test" (over seeds, Holm family member) | "each" (seed by seed, deterministic)
+    claimed: Optional[float] = None  # the difference the claim states ("by about d"); None = direction only
+    stat: str = "test"  # "test" (over seeds) | "each" (seed by seed, deterministic)
     name: str = ""
+    missing: str = "undecided"
+
+    def __post_init__(self):
+        if self.claimed is not None and self.claimed < self.margin:
+            raise ValueError(f"claimed difference {self.claimed} below the margin {self.margin}")
 
     def to_dict(self) -> dict:
-        return {"type": self.kind, "a": self.a.to_dict(), "b": self.b.to_dict(), "margin": self.margin,
-                "paired": self.paired, "effect": self.effect, "stat": self.stat, "name": self.name}
+        return _opt({"type": self.kind, "a": self.a.to_dict(), "b": self.b.to_dict(), "margin": self.margin,
+                     "paired": self.paired, "claimed": self.claimed, "stat": self.stat, "name": self.name,
+                     "missing": self.missing}, missing="undecided")
 
-    def render(self) -> str:
-        u = self.a.unit
-        gap = f" by more than {_fmt(self.margin, 'pts' if u == '%' else u)}" if self.margin else ""
+    @property
+    def refute_below(self) -> float:
+        return self.margin if self.claimed is None else self.claimed
+
+    def render(self, level: float = ALPHA) -> str:
+        du = "pts" if self.a.unit == "%" else self.a.unit
+        gap = f" by more than {_fmt(self.margin, du)}" if self.margin else ""
         if self.stat == "each":
             return f"{self.a.render()} > {self.b.render()}{gap} on every seed"
         test = "paired t (the arms share their randomness)" if self.paired else "Welch t"
-        eff = (f"; refuted only when powered (80%) to detect {_fmt(self.effect, 'pts' if u == '%' else u)}"
-               if self.effect is not None else "; never refuted (no effect of interest declared)")
-        return (f"{self.a.render()} > {self.b.render()}{gap}: one-sided {test} at the Holm-adjusted level "
-                f"(alpha {ALPHA} across the profile's comparative hypotheses) and the 95% t-interval of the "
-                f"difference above {_fmt(self.margin, 'pts' if u == '%' else u)}; at least {MIN_SEEDS} seeds per "
-                f"arm{eff}")
+        size = (f"the claim's difference {_fmt(self.claimed, du)}" if self.claimed is not None
+                else f"the margin {_fmt(self.margin, du)} (the claim names no size)")
+        return (f"{self.a.render()} > {self.b.render()}{gap}: one-sided {test} at {level:g} with the {_pct(level)} "
+                f"interval of the difference above {_fmt(self.margin, du)} holds; that interval wholly below {size} "
+                f"fails; at least {MIN_SEEDS} seeds per arm")
+
+    def _arms(self, df) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.a.values(df), self.b.values(df)
+        if self.paired:
+            seeds = a.index.union(b.index)
+            a, b = a.reindex(seeds), b.reindex(seeds)
+        return a.to_numpy(dtype=float), b.to_numpy(dtype=float)
 
     def pvalue(self, df) -> tuple[float, np.ndarray, np.ndarray]:
-        a = self.a.values(df)
-        b = self.b.values(df)
-        if self.paired:
-            common = a.index.intersection(b.index)
-            a, b = a.loc[common], b.loc[common]
-        x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+        """The one-sided p-value of "difference > margin" (NaN when a value is missing or n < 2)."""
+        x, y = self._arms(df)
         if min(x.size, y.size) < 2 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
             return float("nan"), x, y
         if self.paired:
@@ -343,45 +417,49 @@ class Greater(Rule):
             return (0.0 if x[0] - y[0] > self.margin else 1.0), x, y
         return float(stats.welch(x - self.margin, y).p), x, y
 
-    def decide(self, df, adjusted=None, _start=0) -> Result:
+    def decide(self, df, level=ALPHA) -> Result:
         u = self.a.unit
         du = "pts" if u == "%" else u
         title = self.name or f"{self.a.render()} > {self.b.render()}"
         p, x, y = self.pvalue(df)
-        ours = (f"{_fmt(float(x.mean()), u) if x.size else '-'} vs {_fmt(float(y.mean()), u) if y.size else '-'} "
+        fx, mx = _split(x)
+        fy, my = _split(y)
+        ours = (f"{_fmt(float(fx.mean()), u) if fx.size else '-'} vs {_fmt(float(fy.mean()), u) if fy.size else '-'} "
                 f"(n={x.size} vs {y.size})")
+        if mx or my:
+            expected = f"difference > {_fmt(self.margin, du)}"
+            return _missing_result(self, title, expected, ours, mx + my, x.size + y.size)
         if self.stat == "each":
             n = min(x.size, y.size)
             passed = bool(n > 0 and np.all(x[:n] - y[:n] > self.margin))
             obs = ", ".join(f"{_fmt(float(i), u)} vs {_fmt(float(j), u)}" for i, j in zip(x[:4], y[:4]))
-            return Result(REPRODUCED if passed else NOT_REPRODUCED,
-                          [Check(title, f"difference > {_fmt(self.margin, du)} on every seed", obs, passed)], ours)
-        expected = f"difference > {_fmt(self.margin, du)}"
+            return Result(OUTCOME[passed], [Check(title, f"difference > {_fmt(self.margin, du)} on every seed", obs,
+                                                  passed)], ours)
+        expected = (f"difference > {_fmt(self.margin, du)}; refuted below {_fmt(self.refute_below, du)} "
+                    f"({_pct(level)} CI)")
         if min(x.size, y.size) < MIN_SEEDS or math.isnan(p):
             return Result(INCONCLUSIVE, [Check(title, expected + f", >= {MIN_SEEDS} seeds per arm",
-                                               ours + " (too few seeds to decide)", None, p_raw=p)], ours)
+                                               ours + " (too few seeds to decide)", None, p_raw=p, level=level)], ours)
+        cover = 1 - 2 * level
         if self.paired:
             d = x - y
-            lo, hi = stats.t_ci(d)
+            lo, hi = stats.t_ci(d, level=cover)
             sd = float(np.std(d, ddof=1))
         else:
-            lo, hi = stats.welch_ci(x, y)
+            lo, hi = stats.welch_ci(x, y, level=cover)
             sd = math.sqrt((np.var(x, ddof=1) + np.var(y, ddof=1)) / 2)
-        p_adj, level = (adjusted or {}).get(_start, (p, ALPHA))
         diff = float(x.mean() - y.mean())
         n = min(x.size, y.size)
         mdd = stats.min_detectable_difference(sd, n, alpha=level, paired=self.paired)
-        obs = (f"diff {_fmt(diff, du)} [{_fmt(lo, du)}, {_fmt(hi, du)}], p = {p:.3g}, Holm p = {p_adj:.3g}; "
-               f"MDD at level {level:.3g}: {_fmt(mdd, du)}")
-        if p_adj < ALPHA and lo > self.margin:
-            passed: Optional[bool] = True
-        elif self.effect is not None and mdd <= self.effect:
-            passed = False
+        obs = (f"diff {_fmt(diff, du)} [{_fmt(lo, du)}, {_fmt(hi, du)}] ({_pct(level)} CI), p = {p:.3g}; "
+               f"MDD at {level:g}: {_fmt(mdd, du)}")
+        if hi < self.refute_below:
+            passed: Optional[bool] = False
+        elif p < level and lo > self.margin:
+            passed = True
         else:
             passed = None
-            obs += " (underpowered)"
-        verdict = {True: REPRODUCED, False: NOT_REPRODUCED, None: INCONCLUSIVE}[passed]
-        return Result(verdict, [Check(title, expected, obs, passed, p_raw=p, p_adj=p_adj)], ours)
+        return Result(OUTCOME[passed], [Check(title, expected, obs, passed, p_raw=p, level=level)], ours)
 
 
 @dataclass(frozen=True)
@@ -395,23 +473,24 @@ class AllOf(Rule):
     def to_dict(self) -> dict:
         return {"type": self.kind, "parts": [p.to_dict() for p in self.parts]}
 
-    def render(self) -> str:
-        return "all of: " + "; ".join(f"({i + 1}) {p.render()}" for i, p in enumerate(self.parts))
+    def render(self, level: float = ALPHA) -> str:
+        return "all of: " + "; ".join(f"({i + 1}) {p.render(level)}" for i, p in enumerate(self.parts))
 
     def leaves(self) -> list[Rule]:
         return [leaf for p in self.parts for leaf in p.leaves()]
 
-    def decide(self, df, adjusted=None, _start=0) -> Result:
-        checks, verdicts, ours = [], [], []
-        k = _start
+    def decide(self, df, level=ALPHA) -> Result:
+        checks, verdicts, ours, parts = [], [], [], []
         for p in self.parts:
-            r = p.decide(df, adjusted, k)
-            k += len(p.comparisons())
+            r = p.decide(df, level)
             checks += r.checks
             verdicts.append(r.verdict)
-            ours.append(r.ours)
-        shown = [f"{_short(p)} {o}" for p, o in zip(self.parts, ours)]
-        return Result(combine(verdicts), checks, "; ".join(shown[:4]) + (" ..." if len(shown) > 4 else ""))
+            if r.ours and r.ours != "-":
+                ours.append(f"{_short(p)} {r.ours}".strip())
+            parts.append({"name": part_name(p), "verdict": r.verdict,
+                          **({"reason": r.reason} if r.verdict == NOT_RUN else {})})
+        text = "; ".join(ours[:4]) + (" ..." if len(ours) > 4 else "")
+        return Result(combine(verdicts), checks, text or "-", parts=parts)
 
 
 @dataclass(frozen=True)
@@ -419,17 +498,41 @@ class NotDecided(Rule):
     kind: ClassVar[str] = "not_decided"
     reason: str = ""
     show: tuple[M, ...] = ()
+    name: str = ""
 
     def to_dict(self) -> dict:
-        return {"type": self.kind, "reason": self.reason, "show": [m.to_dict() for m in self.show]}
+        return _opt({"type": self.kind, "reason": self.reason, "show": [m.to_dict() for m in self.show],
+                     "name": self.name}, name="")
 
-    def render(self) -> str:
-        return f"not decided at this profile: {self.reason}"
+    def render(self, level: float = ALPHA) -> str:
+        what = f"{self.name}: " if self.name else ""
+        return f"{what}not decided at this profile: {self.reason}"
 
-    def decide(self, df, adjusted=None, _start=0) -> Result:
-        shown = [f"{m.render()} {_summary_text(m.values(df).to_numpy(dtype=float), m.unit)}"
-                 for m in self.show] if not df.empty else []
+    def decide(self, df, level=ALPHA) -> Result:
+        shown = []
+        if not df.empty:
+            for m in self.show:
+                try:
+                    v, k = _split(m.values(df).to_numpy(dtype=float))
+                except KeyError:
+                    continue
+                shown.append(f"{m.render()} {_summary_text(v, m.unit, k)}")
         return Result(NOT_RUN, [], "; ".join(shown) or "-", reason=self.reason)
+
+
+def part_name(rule: Rule) -> str:
+    """A part's name for its sub-verdict: its own name, else its terms."""
+    name = getattr(rule, "name", "")
+    if name:
+        return name
+    if isinstance(rule, Greater):
+        return f"{rule.a.render()} > {rule.b.render()}"
+    term = getattr(rule, "term", None)
+    if term is not None:
+        return term.render()
+    if isinstance(rule, AllOf):
+        return " and ".join(part_name(p) for p in rule.parts)
+    return rule.kind
 
 
 def _short(rule: Rule) -> str:
@@ -440,15 +543,17 @@ def _short(rule: Rule) -> str:
 
 
 def combine(verdicts: list[str]) -> str:
-    """All parts reproduced -> reproduced; any not reproduced -> not reproduced; else inconclusive."""
+    """Over the decided parts: all reproduced -> reproduced; any not reproduced -> not reproduced; else
+    inconclusive. Parts not decided at this profile leave the others to decide; all of them -> not run."""
     if not verdicts:
         return INCONCLUSIVE
-    if NOT_REPRODUCED in verdicts:
-        return NOT_REPRODUCED
-    if all(v == REPRODUCED for v in verdicts):
-        return REPRODUCED
-    if all(v == NOT_RUN for v in verdicts):
+    decided = [v for v in verdicts if v != NOT_RUN]
+    if not decided:
         return NOT_RUN
+    if NOT_REPRODUCED in decided:
+        return NOT_REPRODUCED
+    if all(v == REPRODUCED for v in decided):
+        return REPRODUCED
     return INCONCLUSIVE
 
 
@@ -456,29 +561,20 @@ _TYPES = {c.kind: c for c in (AtLeast, AtMost, InBand, Equal, Greater, AllOf, No
 
 
 def from_dict(d: dict) -> Rule:
-    """Rebuild a rule from its stored form (the verdict records keep every rule they were decided by)."""
+    """Rebuild a rule from its stored form (the verdict records keep every rule they were decided by). Rules
+    stored by the first decision code (``effect`` beyond the margin) read as ``claimed = margin + effect``."""
     kind = d.get("type")
     if kind not in _TYPES:
         raise ValueError(f"unknown rule type {kind!r}; known: {', '.join(sorted(_TYPES))}")
     if kind == "all_of":
         return AllOf(*(from_dict(p) for p in d["parts"]))
     if kind == "not_decided":
-        return NotDecided(d["reason"], tuple(M.from_dict(m) for m in d.get("show", [])))
+        return NotDecided(d["reason"], tuple(M.from_dict(m) for m in d.get("show", [])), d.get("name", ""))
     kw: dict[str, Any] = {k: v for k, v in d.items() if k != "type"}
+    if "effect" in kw:
+        effect = kw.pop("effect")
+        kw["claimed"] = None if effect is None else kw.get("margin", 0.0) + effect
     for key in ("term", "a", "b"):
         if key in kw:
             kw[key] = M.from_dict(kw[key])
     return _TYPES[kind](**kw)
-
-
-def holm_adjust(pvalues: dict[Any, float]) -> dict[Any, tuple[float, float]]:
-    """Holm over a family: key -> (adjusted p, the level that hypothesis was compared against).
-    Missing p-values (hypotheses not run) count as 1, so the family size stays as declared."""
-    keys = list(pvalues)
-    ps = [1.0 if (pvalues[k] is None or math.isnan(pvalues[k])) else float(pvalues[k]) for k in keys]
-    adj = stats.holm(ps) if ps else []
-    order = sorted(range(len(ps)), key=lambda i: ps[i])
-    level = {}
-    for rank, i in enumerate(order):
-        level[keys[i]] = ALPHA / (len(ps) - rank)
-    return {k: (adj[i], level[k]) for i, k in enumerate(keys)}

@@ -3,8 +3,8 @@
 Every run records its environment (torch / torchvision / CUDA versions, device model, precision,
 deterministic flag, threads; ``harness.device.environment``) and its hash, which resume keys on, so runs from
 different environments coexist in one store and never stand in for each other. Here the store is split by
-environment: each environment's runs and verdicts are re-derived on their own (Holm within the
-environment, as a single-environment session would), and each claim decided in more than one environment
+environment: each environment's runs and verdicts are re-derived on their own (each verdict from its own
+runs; one decided by an earlier decision code is shown as it was recorded), and each claim decided in more than one environment
 gets a row: its verdict in each, its rule's numbers in each, whether the verdict is stable or flips (flips
 first), and which of the rule's metrics moved between environments by more than their seed-to-seed spread.
 
@@ -139,8 +139,8 @@ def render(records: list[dict], store_path: str, header: str, table) -> str:
     out = [header.format(store=store_path), "# Verdict stability across environments\n",
            "[back to the index](README.md)\n",
            "Each claim decided in more than one environment of the store, with its verdict and its rule's numbers "
-           "in each. Each environment's verdicts are re-derived from its own runs alone (Holm within the "
-           "environment). *Stable* means the same verdict everywhere; flips come first. *Moved beyond seed "
+           "in each. Each environment's verdicts are re-derived from its own runs alone (verdicts of an earlier "
+           "decision code as recorded: they are not yet confirmed under the current one). *Stable* means the same verdict everywhere; flips come first. *Moved beyond seed "
            "spread* names the rule's metrics whose mean over seeds differs between two environments by more "
            "than the larger seed-to-seed standard deviation, even where the verdict holds.\n"]
     if not rows:

@@ -1,0 +1,103 @@
+"""Verdicts that depend only on their own rule and runs, identities that cover everything a verdict depends on,
+and confirmatory seeds that cannot predate their rule."""
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from harness import decide as D
+from harness import rulebook, version
+from harness import rules as R
+from harness.rulebook import METRIC_DEFS, RULES, Decision
+from harness.store import Store
+from tests_support import decided
+
+
+def _frame(a, b):
+    rows = [{"arm": "vgg", "seed": s, "test_acc": v} for s, v in enumerate(a)]
+    rows += [{"arm": "convnet", "seed": s, "test_acc": v} for s, v in enumerate(b)]
+    return pd.DataFrame(rows)
+
+
+VGG = ("ltfn8_mnist_vgg_979_vs_973", "")
+FRAME = _frame([0.9752, 0.9761, 0.9748, 0.9770, 0.9755], [0.9801, 0.9811, 0.9796, 0.9805, 0.9808])
+
+
+def test_adding_or_removing_an_unrelated_rule_leaves_every_other_verdict_alone(monkeypatch):
+    before = D.derive(*VGG, "cpu", FRAME)
+    extra = dict(RULES)
+    extra.pop(("counting_regression_head", ""))
+    extra[("counting_regression_head", "")] = {"cpu": Decision(R.Greater(R.M("x", "acc"), R.M("y", "acc"))),
+                                               "full": RULES[("counting_regression_head", "")]["full"]}
+    for rules in (extra, {k: v for k, v in RULES.items() if k != ("counting_regression_head", "")}):
+        monkeypatch.setattr(rulebook, "RULES", rules)
+        monkeypatch.setattr(D, "RULES", rules)
+        after = D.derive(*VGG, "cpu", FRAME)
+        assert (after.result.verdict, after.identity, after.result.checks) == \
+               (before.result.verdict, before.identity, before.result.checks)
+
+
+@pytest.mark.parametrize("change", ["alpha", "min_seeds", "statistic", "metric_threshold", "version"])
+def test_everything_a_verdict_depends_on_is_in_its_identity(change, monkeypatch):
+    d = rulebook.decision(*VGG, "cpu")
+    before = d.identity
+    if change == "alpha":
+        d = dataclasses.replace(d, alpha=0.01)
+    elif change == "min_seeds":
+        monkeypatch.setattr(rulebook, "MIN_SEEDS", 6)
+    elif change == "statistic":
+        d = dataclasses.replace(d, rule=dataclasses.replace(d.rule, paired=True))
+    elif change == "metric_threshold":
+        monkeypatch.setitem(METRIC_DEFS, "test_acc", {"diverged_run_scores": 0.1})
+    else:
+        monkeypatch.setattr(rulebook, "DECISION_VERSION", "999")
+    assert d.identity != before
+
+
+def test_a_changed_metric_definition_marks_the_stored_verdict_not_current(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    cid = "counting_pixel_baseline"
+    d = rulebook.decision(cid, "", "cpu")
+    seeds = D.confirmatory_seeds(cid, "cpu", 2)
+    rec = decided(store, cid, {"pixel": [{"equal_min_acc": 1.0, "various_acc": 0.3}] * 2}, seeds=list(seeds),
+                  identity=d.identity, exploratory=False, decision_version=version.DECISION_VERSION)
+    assert D.is_current(rec)
+    monkeypatch.setitem(METRIC_DEFS, "equal_min_acc", {"crop": "whole image"})
+    assert not D.is_current(rec)  # revised: the page says "not yet confirmed" until new seeds decide it
+
+
+def test_confirmatory_seeds_come_from_the_rules_and_move_with_them(monkeypatch):
+    seeds = D.confirmatory_seeds(*VGG[:1], "cpu", 5)
+    assert len(set(seeds)) == 5 and all(s >= D.SEED_RANGE[0] for s in seeds)
+    assert D.confirmatory_seeds(VGG[0], "cpu", 7)[:5] == seeds  # more seeds extend the set
+    assert D.confirmatory_seeds(VGG[0], "full", 5) != seeds
+    changed = dict(RULES)
+    changed[VGG] = {"cpu": Decision(R.Greater(R.M("vgg", "test_acc", "%"), R.M("convnet", "test_acc", "%"),
+                                              claimed=0.007)), "full": RULES[VGG]["full"]}
+    monkeypatch.setattr(rulebook, "RULES", changed)
+    monkeypatch.setattr(D, "RULES", changed)
+    assert D.confirmatory_seeds(VGG[0], "cpu", 5) != seeds
+
+
+def test_shared_runs_share_their_seeds_and_no_published_verdict_is_on_seeds_0_to_4():
+    assert D.confirmatory_seeds("ltfn6_he_xavier_init_better", "cpu", 5) == \
+           D.confirmatory_seeds("ltfn7_optimizers_on_mnist", "cpu", 5)
+    records = Store("reports/store").records()
+    for profile in ("cpu", "full"):
+        for rec in D.latest_decided(records, profile).values():
+            assert not set(rec["seeds"]) & set(range(5)), rec["claim_id"]
+            assert tuple(rec["seeds"]) == D.confirmatory_seeds(rec["claim_id"], profile, len(rec["seeds"]))
+
+
+def test_the_declared_decision_version_matches_the_decision_code():
+    assert version.mismatch() == "", version.mismatch()
+
+
+def test_a_change_to_the_decision_code_is_caught(tmp_path):
+    for name in version.DECISION_MODULES:
+        (tmp_path / name).write_text((version.HERE / name).read_text())
+    same = version.code_digest(tmp_path)
+    (tmp_path / "rules.py").write_text((tmp_path / "rules.py").read_text() + "\n# a comment changes nothing\n")
+    assert version.code_digest(tmp_path) == same
+    (tmp_path / "rules.py").write_text((tmp_path / "rules.py").read_text().replace("MIN_SEEDS = 5", "MIN_SEEDS = 4"))
+    assert version.code_digest(tmp_path) != same
