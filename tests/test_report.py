@@ -51,14 +51,15 @@ def test_verdicts_are_re_derived_from_runs_and_rules(tmp_path):
     cpu = index.split("## Profile `cpu`")[1].split("## Profile")[0]
     posts, controls = cpu.split("### Controls beyond the posts")
     row = next(line for line in posts.splitlines() if "ltfn9_checkpoint_184mb" in line)
-    assert "| reproduced" in row and "posts' rule" in row  # the stored "?" was re-derived
+    assert "| reproduced" in row and row.rstrip().endswith("held |")  # the stored "?" was re-derived, parts shown
     row = next(line for line in posts.splitlines() if "ltfn7_optimizer_2d_comparison" in line)
     assert "not reproduced" in row and "sgd_slow-120steps:" in row and "momentum_overshoots-120steps:" in row
     row = next(line for line in posts.splitlines() if "ltfn8_mnist_vgg_979_vs_973" in line)
-    assert "reproduced" in row and "cpu analogue rule" in row and "98.20% vs 95.20% (n=5 vs 5)" in row
+    assert "| not tested at this profile" in row and "| analogue held" in row and "98.20% vs 95.20% (n=5 vs 5)" in row
     for cid, claim in CATALOGUE.items():
         assert cid in (controls if claim.post == "control" else posts)
-    assert "not run (pending)" in posts and "20 claims:" in posts
+    assert "not run (pending)" in posts and "20 claims." in posts and "Decided by a declared analogue" in posts
+    assert "expected number of false *reproduced*" in cpu
     assert "not run (device)" in index.split("## Profile `full`")[1]
 
 
@@ -66,8 +67,9 @@ def test_family_page_shows_the_rule_checks_tables_and_figures(tmp_path):
     fill(tmp_path / "store")
     report.build(tmp_path / "store", tmp_path / "out")
     page = (tmp_path / "out" / "params.md").read_text()
-    rule = rulebook.decision("ltfn9_checkpoint_184mb", "", "cpu").rule
-    assert f"hash `{rule.hash}`" in page and rule.render() in page
+    d = rulebook.decision("ltfn9_checkpoint_184mb", "", "cpu")
+    assert f"identity `{d.identity}`" in page and f"rule text `{d.rule.hash}`" in page and d.render() in page
+    assert "**verdict history**" in page and "| current " in page
     assert "| check" in page and "**per epoch**" in page and "> a note" in page
     pngs = sorted((tmp_path / "out" / "figures").glob("*.png"))
     assert len(pngs) == len(FIGS)
@@ -91,12 +93,14 @@ def test_changing_a_rule_re_derives_without_training_and_marks_the_revision(tmp_
     report.build(tmp_path / "store", tmp_path / "out")
     assert [r for r in store.records() if r["kind"] == "run"] == runs_before  # nothing was trained
     page = (tmp_path / "out" / "params.md").read_text()
-    assert f"hash `{stricter.hash}`" in page and "rule revised after data" in page and before.hash in page
+    new_id = rulebook.decision(*key, "cpu").identity
+    assert f"identity `{new_id}`" in page and f"rule text `{stricter.hash}`" in page
     cpu = (tmp_path / "out" / "README.md").read_text().split("## Profile `cpu`")[1]
     row = next(line for line in cpu.splitlines() if "ltfn9_checkpoint_184mb" in line)
-    assert "not reproduced; rule revised after data, earlier:" in row
-    earlier_row = next(line for line in page.splitlines() if f"| {before.hash} |" in line)
-    assert "| reproduced " in earlier_row  # the rule the runs were first decided by, its verdict beside
+    # the stored verdict was decided under the old identity: it no longer decides, new seeds must
+    assert "not yet confirmed under the current rule" in row
+    hist = next(line for line in page.splitlines() if "| first verdict" in line)
+    assert "| confirmatory " in hist  # the earlier verdict, kept in the history
 
 
 def test_verify_fails_when_a_page_is_edited_by_hand(tmp_path, capsys):
@@ -133,7 +137,7 @@ def test_a_later_failed_setup_never_replaces_a_decided_verdict(tmp_path):
     report.build(tmp_path / "store", tmp_path / "out")
     cpu = (tmp_path / "out" / "README.md").read_text().split("## Profile `cpu`")[1]
     row = next(line for line in cpu.splitlines() if "ltfn8_mnist_vgg_979_vs_973" in line)
-    assert "| reproduced" in row
+    assert "| analogue held" in row
     page = (tmp_path / "out" / "vgg_mnist.md").read_text()
     assert "latest attempt" in page and "not run (data): no data here" in page
 
