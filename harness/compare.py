@@ -131,3 +131,40 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def against_published(mine: list[dict], published: list[dict]) -> list[dict]:
+    """Claim by claim, a user's current verdicts beside the published ones (same profile): ``agrees``,
+    ``differs`` (with both verdicts and numbers) or ``unpublished``; "a reproduction of the reproduction"."""
+    rows = []
+    profiles = sorted({r.get("profile") for r in mine if r.get("kind") == "verdict"} - {None, "smoke"})
+    for profile in profiles:
+        ours, theirs = derive_profile(mine, profile), derive_profile(published, profile)
+        for key in sorted(ours):
+            a = ours[key].result
+            b = theirs[key].result if key in theirs else None
+            status = "unpublished" if b is None else ("agrees" if a.verdict == b.verdict else "differs")
+            rows.append({"profile": profile, "claim_id": key[0], "variant": key[1], "status": status,
+                         "mine": a.verdict, "mine_ours": a.ours, "published": b.verdict if b else None,
+                         "published_ours": b.ours if b else ""})
+    return rows
+
+
+def render_against_published(rows: list[dict], published_dir: str) -> str:
+    """The comparison as a markdown page (the user's report folder gets it as comparison.md)."""
+    n = {s: sum(r["status"] == s for r in rows) for s in ("agrees", "differs", "unpublished")}
+    out = [f"# Your verdicts beside the published ones\n",
+           f"Published report: `{published_dir}`. {n['agrees']} agree, {n['differs']} differ, {n['unpublished']} "
+           f"have no published verdict at that profile. Only confirmatory verdicts are compared (runs on the seeds "
+           f"each rule draws); a difference means your runs, on your machine, decide the same rule otherwise: "
+           f"compare the numbers, and the environments with `python -m harness.compare`.\n",
+           "| claim | profile | yours | published | your numbers | published numbers |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    order = {"differs": 0, "unpublished": 1, "agrees": 2}
+    for r in sorted(rows, key=lambda r: (order[r["status"]], r["claim_id"], r["variant"])):
+        name = r["claim_id"] + (f" ({r['variant']})" if r["variant"] else "")
+        pub = LABELS[r["published"]] if r["published"] else "-"
+        mark = "**differs**: " if r["status"] == "differs" else ""
+        cells = [name, r["profile"], mark + LABELS[r["mine"]], pub, r["mine_ours"], r["published_ours"] or "-"]
+        out.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(out) + "\n"

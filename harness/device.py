@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import re
+import uuid
+from pathlib import Path
 from typing import Any, ContextManager
 
 import torch
@@ -97,14 +99,30 @@ def measure_cpu_bf16_speedup(steps: int = 6, rounds: int = 3) -> float:
     return best[False] / best[True]
 
 
-BF16_MIN_SPEEDUP = 1.15  # auto picks bf16 on the CPU only where it trains at least this much faster
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # instructions that run bf16 natively (elsewhere it is emulated)
+
+
+def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
+    """The bf16 instructions this CPU reports (Linux /proc/cpuinfo); [] where it has none or cannot tell."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return []
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return [f for f in BF16_CPU_FLAGS if f in flags]
 
 
 def set_precision(spec: str | None, device: torch.device, default: str = "auto") -> str:
-    """Resolve ``--precision``: fp32, bf16 (autocast, with channels_last convolutions), or auto = bf16 on CUDA,
-    and on the CPU bf16 only where a short measurement shows it at least 1.15x faster than fp32 (on a CPU
-    that emulates bf16 it is slower). Not given: the profile's ``default`` (smoke: fp32; cpu, full: auto).
-    Returns the choice; the measurement, when made, is kept for the report header."""
+    """Resolve ``--precision``: fp32, bf16 (autocast, with channels_last convolutions), or auto = bf16 where the
+    hardware has it: on CUDA, and on a CPU that reports bf16 instructions (avx512_bf16 or amx_bf16); fp32
+    elsewhere, where bf16 is emulated and slower. Decided by capability, never by a timing a loaded machine
+    could flip. Not given: the profile's ``default`` (smoke: fp32; cpu, full: auto). Returns the choice; the
+    reason is kept for the report header."""
     spec = (spec or os.environ.get("CLAIMBENCH_PRECISION") or default).strip().lower()
     if spec not in PRECISIONS:
         raise UsageError(f"unknown precision {spec!r}; valid values: {', '.join(PRECISIONS)}")
@@ -112,10 +130,13 @@ def set_precision(spec: str | None, device: torch.device, default: str = "auto")
     if spec == "auto":
         if device.type == "cuda":
             spec = "bf16"
+            _PRECISION["measured"] = "auto: bf16 on CUDA"
         else:
-            speedup = measure_cpu_bf16_speedup()
-            _PRECISION["measured"] = f"bf16 + channels_last trained {speedup:.2f}x as fast as fp32 here"
-            spec = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
+            flags = cpu_bf16_flags()
+            spec = "bf16" if flags else "fp32"
+            _PRECISION["measured"] = (f"auto: this CPU has {', '.join(flags)}" if flags else
+                                      "auto: this CPU has no bf16 instructions (bf16 would be emulated); "
+                                      "--precision bf16 forces it")
     _PRECISION["mode"] = spec
     return spec
 
@@ -211,16 +232,32 @@ def versions() -> dict[str, str]:
     }
 
 
-def _machine_id() -> str:
-    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+def install_id() -> str:
+    """This installation's identity, created on first use in the user's cache (never in the repository): runs
+    resume only where it matches, so a store copied from another machine (the published one, or one cloned
+    from the same image, which shares the system machine id) is never resumed as this user's own runs."""
+    base = Path(os.environ.get("CLAIMBENCH_HOME") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = (base if os.environ.get("CLAIMBENCH_HOME") else base / "claimbench") / "install-id"
+    try:
+        text = path.read_text().strip()
+        if text:
+            return text
+    except OSError:
+        pass
+    new = uuid.uuid4().hex
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".install-id.{os.getpid()}")
+        tmp.write_text(new + "\n")
         try:
-            with open(path) as f:
-                mid = f.read().strip()
-            if mid:
-                return mid
-        except OSError:
-            continue
-    return "unknown"
+            os.link(tmp, path)  # first writer wins; a concurrent one reads the winner's id
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path.read_text().strip() or new
+    except OSError:
+        return f"unwritable-cache-{new}"  # nothing can be resumed across sessions, but nothing is mistaken either
 
 
 def environment(device_label: str) -> dict[str, Any]:
@@ -228,7 +265,7 @@ def environment(device_label: str) -> dict[str, Any]:
     which containers and cloned VMs share). ``device_label`` is ``device_name(device)``: the GPU model, or
     the CPU model with the thread count."""
     v = versions()
-    return {"machine_id": _machine_id(), "device": device_label, "threads": torch.get_num_threads(),
+    return {"install_id": install_id(), "device": device_label, "threads": torch.get_num_threads(),
             "precision": _PRECISION.get("mode", "default (bf16 on CUDA, fp32 on the CPU)"),
             "deterministic": deterministic(),
             "torch": v["torch"], "torchvision": v["torchvision"], "cuda": v["cuda"], "python": v["python"],

@@ -32,6 +32,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -200,10 +201,20 @@ class Local:
 
 
 def _take_slot(slots) -> None:
-    """Pool initializer: this worker's GPU (an entry of the caller's visible list) before torch sees CUDA."""
+    """Pool initializer: this worker's GPU (an entry of the caller's visible list) before torch sees CUDA, and a
+    watch on its controller: a worker whose controller died (kill -9, a closed terminal) exits within a second
+    instead of training on for nobody."""
     gpu = slots.get()
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="claimbench-orphan").start()
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent:  # reparented: the controller is gone
+            os._exit(3)
 
 
 class RunJob:

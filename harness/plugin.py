@@ -11,7 +11,8 @@ fallback so tox and CI can set them:
     --weights FILE               CLAIMBENCH_WEIGHTS   (ImageNet ResNet-34 state dict for the fastai claims)
     --cache-dir DIR              CLAIMBENCH_CACHE_DIR (rendered datasets; default .cache/ in the repository)
     --folder NAME=DIR            CLAIMBENCH_FOLDER_<NAME> (an image folder instead of <data-dir>/NAME)
-    --report-dir DIR             CLAIMBENCH_REPORT_DIR (default reports/)
+    --report-dir DIR             CLAIMBENCH_REPORT_DIR (default results/: the user's own, untracked)
+    --publish                    write into the published reports/ (maintainers, from a clean clone)
     --fresh                      re-run even when the store holds a finished run with the same config
     --claims id1,id2             run only these claim ids (unknown ids are a usage error)
 """
@@ -20,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +43,12 @@ from harness.executors import PendingRun, RemoteContext, WorkerSetup, make_execu
 from harness.profiles import Budget, UsageError, get_profile, parse_seeds, seeds_for
 from harness.seeding import VARY
 from harness.records import Figure, Table, as_stored
-from harness.store import Store, git_info, now_utc
+from harness.store import Store, StoreCorruptError, git_info, now_utc
 from harness.verdict import LABELS, NOT_RUN, NOT_RUN_REASONS, VERDICTS
 
 ROOT = Path(__file__).resolve().parent.parent
+PUBLISHED = ROOT / "reports"  # the published report: written only with --publish
+USER_RESULTS = ROOT / "results"  # a user's own runs and report (untracked)
 STATE_KEY = pytest.StashKey["ClaimBench"]()
 FOLDER_DATASETS = ("paintings", "kittencat")  # the image-folder datasets --folder may replace
 # which claims read a dataset (marker `data`) and which are slow within their profile (marker `slow`: minutes
@@ -94,7 +99,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="use DIR (one sub-folder per class) as the folder dataset NAME, e.g. kittencat=~/pets "
                      "(repeatable; env CLAIMBENCH_FOLDER_<NAME>)")
     g.addoption("--report-dir", default=None,
-                help="where the store and the markdown report go (env CLAIMBENCH_REPORT_DIR; default reports/)")
+                help="where the store and the markdown report go (env CLAIMBENCH_REPORT_DIR; default results/ in the "
+                     "checkout: your own runs and report, untracked, never the published reports/)")
+    g.addoption("--publish", action="store_true", default=False,
+                help="write the runs and the report into the published reports/ (what maintainers do from a clean "
+                     "clone: tox -e publish); without it a session never touches reports/")
     g.addoption("--fresh", action="store_true", default=False,
                 help="re-run every run instead of resuming finished ones from the store")
     g.addoption("--claims", default=None, help="comma-separated claim ids to run (others deselected)")
@@ -150,6 +159,7 @@ class ClaimBench:
     stack: bool = False  # --stack: the seeds of an arm train together where the runner can stack them
     collected_claims: set[str] = field(default_factory=set)
     report_error: str = ""
+    comparison: list = field(default_factory=list)  # the session's verdicts beside the published ones
     stored_elsewhere: bool = False  # pytest-xdist controller: a worker stored runs (the report is built here)
     planned: int = 0  # claim tests selected for this session
     started: float = field(default_factory=time.perf_counter)  # every claim id with a test, before -k / --claims
@@ -394,6 +404,24 @@ class ClaimContext:
             pytest.xfail("inconclusive: " + msg)
 
 
+def _terminate_as_interrupt(signum, frame) -> NoReturn:
+    """SIGTERM (tox passes Ctrl-C on as SIGINT then SIGTERM; a scheduler ends a job with it) ends the session as
+    Ctrl-C does: pytest then still prints the verdicts so far, and the report is rebuilt from what is stored."""
+    raise KeyboardInterrupt(f"terminated (signal {signum})")
+
+
+def _unwritable(folder: Path) -> str:
+    """'' when the store and pages can be written under ``folder`` (created if missing), else why not."""
+    try:
+        (folder / "store").mkdir(parents=True, exist_ok=True)
+        probe = folder / "store" / f".write-test-{os.getpid()}"
+        probe.write_text("x")
+        probe.unlink()
+        return ""
+    except OSError as e:
+        return e.strerror or str(e)
+
+
 def default_data_dir() -> Path:
     """Where datasets are read from and downloaded to when no --data-dir is given."""
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -430,17 +458,36 @@ def pytest_configure(config: pytest.Config) -> None:
                                  timeout_min=opt("--timeout-min"))
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
-    data_dir = opt("--data-dir") or os.environ.get("CLAIMBENCH_DATA_DIR") or str(default_data_dir())
+    explicit_data = opt("--data-dir") or os.environ.get("CLAIMBENCH_DATA_DIR")
+    if explicit_data and not Path(explicit_data).expanduser().is_dir():
+        raise pytest.UsageError(f"--data-dir / CLAIMBENCH_DATA_DIR {explicit_data!r}: no such folder (give the folder "
+                                f"that holds mnist/, cifar-10-batches-py/, ...; leave it out to use "
+                                f"{default_data_dir()})")
+    data_dir = explicit_data or str(default_data_dir())
     report_dir = opt("--report-dir") or os.environ.get("CLAIMBENCH_REPORT_DIR")
-    published = (ROOT / "reports").resolve()
+    published = PUBLISHED.resolve()
+    publish = bool(opt("--publish"))
     if not profile.gives_verdicts:  # smoke never writes into the published report
-        if report_dir and Path(report_dir).expanduser().resolve() == published:
+        if publish or (report_dir and Path(report_dir).expanduser().resolve() == published):
             raise pytest.UsageError(f"the {profile.name} profile never writes into the published report "
                                     f"({published}); give another --report-dir or leave it out")
         report_dir = report_dir or str(ROOT / ".cache" / "smoke-report")
-    report_dir = report_dir or str(published)
+    if publish:
+        if report_dir and Path(report_dir).expanduser().resolve() != published:
+            raise pytest.UsageError(f"--publish writes into {published}; it cannot go with --report-dir {report_dir}")
+        report_dir = str(published)
+    elif report_dir and Path(report_dir).expanduser().resolve() == published:
+        raise pytest.UsageError(f"{published} is the published report: add --publish to write into it on purpose "
+                                "(maintainers, from a clean clone), or leave --report-dir out for your own results/")
+    report_dir = report_dir or str(USER_RESULTS)
+    problem = _unwritable(Path(report_dir).expanduser())
+    if problem and not _xdist_worker(config):
+        raise pytest.UsageError(f"the report folder {report_dir} cannot be written ({problem}); give a writable "
+                                "--report-dir. Nothing was trained")
     allow = opt("--allow-download")
     weights = opt("--weights") or os.environ.get("CLAIMBENCH_WEIGHTS")
+    if weights and not Path(weights).expanduser().is_file():
+        raise pytest.UsageError(f"--weights / CLAIMBENCH_WEIGHTS {weights!r}: no such file")
     folders = {k[len("CLAIMBENCH_FOLDER_"):].lower(): Path(v).expanduser()
                for k, v in os.environ.items() if k.startswith("CLAIMBENCH_FOLDER_") and v}
     for item in opt("--folder") or []:
@@ -471,6 +518,13 @@ def pytest_configure(config: pytest.Config) -> None:
         device = torch.device("cuda", int(worker["workerid"][2:]) % torch.cuda.device_count())
     elif worker and device.type == "cpu":  # N CPU workers share the cores instead of each taking all of them
         torch.set_num_threads(threads_per_worker(int(worker.get("workercount", 1))))
+    if not worker and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    if not worker:  # garbage lines in the middle of the store are moved aside (named), the session goes on
+        try:
+            Store(Path(report_dir).expanduser() / "store").quarantine_damaged()
+        except OSError as e:
+            raise pytest.UsageError(f"the store in {report_dir} cannot be read or repaired: {e}") from None
     config.stash[STATE_KEY] = ClaimBench(
         profile=profile, seeds=seeds, device=device, device_name=device_name(device), device_chosen=spec != "auto",
         data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
@@ -576,6 +630,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         tr.write_line(f"claimbench: {s.report_error}", red=True)
     else:
         tr.write_line(f"report: {s.report_dir / 'README.md'}")
+    if s.comparison:
+        n = {k: sum(r["status"] == k for r in s.comparison) for k in ("agrees", "differs", "unpublished")}
+        tr.write_line(f"compared with the published report: {n['agrees']} agree, {n['differs']} differ, "
+                      f"{n['unpublished']} not published at this profile "
+                      f"({s.report_dir / 'comparison.md'})", yellow=bool(n["differs"]))
+        for r in s.comparison:
+            if r["status"] == "differs":
+                name = r["claim_id"] + (f"-{r['variant']}" if r["variant"] else "")
+                tr.write_line(f"  differs: {name}: yours {LABELS[r['mine']]} ({r['mine_ours']}), published "
+                              f"{LABELS[r['published']]} ({r['published_ours']})")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -619,6 +683,23 @@ def pytest_testnodedown(node, error) -> None:
     s.stored_elsewhere = s.stored_elsewhere or got["stored"]
 
 
+def _compare_with_published(s: "ClaimBench") -> None:
+    """The user's verdicts beside the published ones, claim by claim (terminal summary and comparison.md)."""
+    from harness.compare import against_published, render_against_published
+
+    published = Store(PUBLISHED / "store")
+    if not published.path.exists():
+        return
+    try:
+        rows = against_published(s.store.records(), published.records())
+    except (OSError, LookupError, StoreCorruptError) as e:
+        s.report_error = f"could not compare with the published report ({e})"
+        return
+    if rows:
+        (s.report_dir / "comparison.md").write_text(render_against_published(rows, "reports/"))
+    s.comparison = rows
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     s = session.config.stash.get(STATE_KEY, None)
     if s is None:
@@ -632,11 +713,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     try:
         report_mod.build(s.report_dir / "store", s.report_dir)
+        if s.report_dir.resolve() != PUBLISHED.resolve() and s.profile.gives_verdicts:
+            _compare_with_published(s)
     except (OSError, LookupError, report_mod.StoreCorruptError) as e:
         # every stored run and verdict is kept; the previous report stays whole (pages are swapped in whole)
         s.report_error = f"the report in {s.report_dir} was not rebuilt: {e}. Nothing stored was lost; " \
-                         f"rebuild it with `python -m harness.report --store {s.report_dir / 'store'} --out " \
-                         f"{s.report_dir}` once the cause is fixed."
+                         f"rebuild it with `python -m harness.report --report-dir {s.report_dir}` once the cause " \
+                         "is fixed."
 
 
 __all__ = ["ClaimBench", "ClaimContext", "get_claim"]

@@ -1,7 +1,7 @@
 """Markdown reports (with PNG figures) rebuilt from the store alone.
 
     python -m harness.report                       # reports/store/runs.jsonl -> reports/
-    python -m harness.report --store DIR --out DIR
+    python -m harness.report --report-dir results  # your own runs (results/store) -> results/
 
 Writes ``README.md`` (one row per claim and profile: id, post, posts' number, ours with CI and n,
 verdict, profile, device, date) and one page per claim family with the checks, the posts-style tables
@@ -581,12 +581,15 @@ def verify(store_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[str
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
-    ap.add_argument("--store", default="reports/store", help="folder holding runs.jsonl")
-    ap.add_argument("--out", default="reports", help="folder the markdown and figures go to")
+    ap.add_argument("--report-dir", "--out", dest="out", default="reports",
+                    help="the report folder (as pytest's --report-dir): pages and figures go there, the store is read "
+                         "from its store/ (default reports/, the published one; results/ holds your own runs)")
+    ap.add_argument("--store", default=None, help="folder holding runs.jsonl (default: <report-dir>/store)")
     ap.add_argument("--verify", action="store_true",
                     help="re-derive every verdict and page from the store and the current rules; exit 1 when the "
                          "pages in --out differ (nothing is written)")
     args = ap.parse_args(argv)
+    args.store = args.store or str(Path(args.out) / "store")
     if not (Path(args.store) / STORE_FILE).exists():
         print(f"error: no store at {Path(args.store) / STORE_FILE}", file=sys.stderr)
         return 2

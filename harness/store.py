@@ -173,6 +173,50 @@ class Store:
             os.close(fd)
         return rec
 
+    def quarantine_damaged(self) -> list[int]:
+        """Move every line that is not JSON (garbage from another program, a disk error) out of the middle of the
+        store into ``runs.jsonl.damaged``, under the store's lock, and say which; returns their line numbers.
+        Lines that parse but fail their checksum stay and stop reading: those were altered, not damaged."""
+        if not self.path.exists():
+            return []
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with open(self.path, "rb") as f:
+                data = f.read()
+            lines = data.split(b"\n")
+            tail = lines.pop()  # a torn last line is the append path's to handle
+            keep, bad = [], []
+            for i, raw in enumerate(lines, start=1):
+                try:
+                    json.loads(raw) if raw.strip() else None
+                    keep.append(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    bad.append((i, raw))
+            if not bad:
+                return []
+            with open(self.path.with_name(STORE_FILE + ".damaged"), "ab") as out:
+                for i, raw in bad:
+                    out.write(f"# {self.path}:{i}\n".encode() + raw + b"\n")
+            backup = self.path.with_name(STORE_FILE + ".before-repair")  # kept until the rewrite is on disk
+            with open(backup, "wb") as b:
+                b.write(data)
+                b.flush()
+                os.fsync(b.fileno())
+            body = b"".join(x + b"\n" for x in keep) + tail
+            os.ftruncate(fd, 0)  # rewritten in place, under the lock every writer takes on this file
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, body)
+            os.fsync(fd)
+            backup.unlink()
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        nums = [i for i, _ in bad]
+        notice(f"{self.path}: moved {len(nums)} damaged line(s) (not JSON; line(s) {', '.join(map(str, nums[:10]))}) to "
+               f"{STORE_FILE}.damaged; every other record is kept")
+        return nums
+
     def _quarantine_torn_tail(self, fd: int) -> None:
         size = os.fstat(fd).st_size
         if size == 0:

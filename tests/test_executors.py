@@ -134,3 +134,52 @@ def test_submitit_local_executor_runs_claims_end_to_end(tmp_path):
                 for x in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()
                 if json.loads(x)["kind"] == "verdict" and json.loads(x).get("arms")}
     assert verdicts == {"holds": "reproduced", "fails": "not_reproduced", "undecided": "inconclusive"}
+
+
+CONTROLLER = '''
+import os, sys, time
+from harness.executors import Local, WorkerSetup
+
+def slow():
+    with open(sys.argv[2], "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(120)
+    return {"metrics": {}}
+
+ex = Local(workers=1)
+ex.submit(sys.argv[1], dict(experiment="e", profile="cpu", arm="a", config={}, seed=0, device="cpu",
+                            device_name="CPU", fn=slow), WorkerSetup("fp32", False, "cpu", 1))
+time.sleep(300)
+'''
+
+
+def test_workers_die_with_a_killed_controller(tmp_path):
+    """kill -9 of the controller (no chance to shut its pool down): no worker trains on for nobody."""
+    import signal
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    (tmp_path / "controller.py").write_text(CONTROLLER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ctl = subprocess.Popen([sys.executable, str(tmp_path / "controller.py"), str(tmp_path / "store"), str(pid_file)],
+                           env=env, cwd=tmp_path)
+    try:
+        deadline = time.time() + 120
+        while not (pid_file.exists() and pid_file.read_text()) and time.time() < deadline:
+            time.sleep(0.2)
+        worker = int(pid_file.read_text())
+        os.kill(ctl.pid, signal.SIGKILL)
+        ctl.wait(10)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            raise AssertionError("the worker outlived its killed controller by 10 s")
+    finally:
+        if ctl.poll() is None:
+            ctl.kill()

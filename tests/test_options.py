@@ -78,6 +78,12 @@ USAGE_ERRORS = [  # (options, what the message must say)
     (("--seeds", "99999999999"), "more than 1000 seeds"),
     (("--folder", "kittens=/tmp"), "unknown folder dataset(s) kittens"),
     (("--profile", "smoke", "--report-dir", "reports"), "never writes into the published report"),
+    (("--profile", "smoke", "--publish"), "never writes into the published report"),
+    (("--data-dir", "/no/such/folder"), "/no/such/folder': no such folder"),
+    (("--weights", "/no/such/weights.pth"), "/no/such/weights.pth': no such file"),
+    (("--report-dir", "reports"), "add --publish to write into it on purpose"),
+    (("--publish", "--report-dir", "/tmp/elsewhere"), "cannot go with --report-dir"),
+    (("--report-dir", "/proc/claimbench-report"), "cannot be written"),
 ]
 
 
@@ -119,16 +125,20 @@ def test_precision_is_a_choice_recorded_with_every_run(tmp_path, monkeypatch):
     from harness.store import Store
 
     monkeypatch.setattr(dev, "_PRECISION", {})
+    parse = dev.cpu_bf16_flags
+    assert parse("flags\t: fpu avx2 amx_bf16 avx512_bf16\n") == ["avx512_bf16", "amx_bf16"]
+    assert parse("flags\t: fpu avx2\n") == []
     with pytest.raises(UsageError, match="unknown precision 'fp8'"):
         dev.set_precision("fp8", torch.device("cpu"))
     assert dev.set_precision(None, torch.device("cpu"), default="fp32") == "fp32"  # smoke's default
-    monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 0.7)  # a CPU that emulates bf16
+    monkeypatch.setattr(dev, "cpu_bf16_flags", lambda cpuinfo=None: [])  # a CPU that emulates bf16
+    monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 9.9)  # a timing never decides
     assert dev.set_precision("auto", torch.device("cpu")) == "fp32"
-    assert "0.70x" in dev.precision_note()
-    monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 1.1)  # faster, but not by enough
+    assert "no bf16 instructions" in dev.precision_note()
     assert dev.set_precision(None, torch.device("cpu")) == "fp32"  # the cpu / full default is auto
-    monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 3.2)  # one that runs it natively
-    assert dev.set_precision(None, torch.device("cpu")) == "bf16"
+    monkeypatch.setattr(dev, "cpu_bf16_flags", lambda cpuinfo=None: ["avx512_bf16"])  # one that runs it natively
+    monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 0.5)  # even when a loaded machine times it slow
+    assert dev.set_precision(None, torch.device("cpu")) == "bf16" and "avx512_bf16" in dev.precision_note()
     assert dev.set_precision("fp32", torch.device("cpu")) == "fp32" and dev.precision_note() == ""
     assert dev.set_precision("auto", torch.device("cpu")) == "bf16"
     assert dev.autocast(torch.device("cpu")).fast_dtype == torch.bfloat16 and dev.channels_last(torch.device("cpu"))
@@ -161,3 +171,14 @@ def test_deterministic_mode_is_recorded_with_the_runs(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     runs = [json.loads(x) for x in (tmp_path / "store" / "runs.jsonl").read_text().splitlines()]
     assert {x["env"]["deterministic"] for x in runs if x["kind"] == "run"} == {True}
+
+
+def test_the_install_id_is_made_once_per_installation(tmp_path, monkeypatch):
+    from harness import device as dev
+
+    monkeypatch.setenv("CLAIMBENCH_HOME", str(tmp_path / "a"))
+    first = dev.install_id()
+    assert first == dev.install_id() and (tmp_path / "a" / "install-id").read_text().strip() == first
+    assert dev.environment("CPU")["install_id"] == first and "machine_id" not in dev.environment("CPU")
+    monkeypatch.setenv("CLAIMBENCH_HOME", str(tmp_path / "b"))  # another installation, same machine id
+    assert dev.install_id() != first

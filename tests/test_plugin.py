@@ -160,8 +160,9 @@ def test_a_newcomer_offline_gets_clear_not_run_lines_within_a_minute(tmp_path):
 
 
 def test_a_wrong_data_folder_leaves_the_published_verdicts_intact(tmp_path):
-    """A misconfigured run (no such data folder) into a copy of the published report: the decided verdict stays
-    on the index, the page shows the failed attempt beside it."""
+    """A misconfigured run (a data folder without MNIST) into a copy of the published report: the decided verdict
+    stays on the index, the page shows the failed attempt beside it. (A folder that does not exist at all is a
+    usage error: tests/test_options.py.)"""
     import shutil
 
     published = ROOT / "reports" / "store" / "runs.jsonl"
@@ -174,7 +175,7 @@ def test_a_wrong_data_folder_leaves_the_published_verdicts_intact(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMBENCH_")}
     env.update(PYTHONPATH=str(ROOT), CLAIMBENCH_DEVICE="cpu", CLAIMBENCH_OFFLINE="1")
     r = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_vgg_mnist.py"), "--profile",
-                        "cpu", "--data-dir", str(tmp_path / "no-such-folder"), "--report-dir", str(tmp_path / "rep"),
+                        "cpu", "--data-dir", str(tmp_path), "--report-dir", str(tmp_path / "rep"),
                         "-p", "no:cacheprovider", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0 and "not run (data)" in r.stdout, r.stdout + r.stderr
     index = (tmp_path / "rep" / "README.md").read_text()
@@ -323,3 +324,88 @@ def test_sources_of_variance_are_stored_beside_and_named_on_the_page(tmp_path):
         (v, s) for v in ("all", "init", "split") for s in range(3)]  # order: this family does not isolate it
     page = (tmp_path / "rep" / "params.md").read_text()
     assert "**sources of variance**" in page and "v[arm]: split (sd 10 of 11 with every source varying)" in page
+
+
+def test_the_main_command_writes_the_users_own_report_and_leaves_the_published_one_alone(tmp_path):
+    """The README's main command (the cpu profile, no report folder given) on a copy of the checkout, for one cheap
+    claim: the runs and the report go to results/, the published reports/ stays byte for byte, and the session
+    ends by comparing its verdicts with the published ones. Then the same claim again: resumed, not retrained."""
+    import hashlib
+    import shutil
+
+    copy = tmp_path / "checkout"
+    copy.mkdir()
+    for name in ("harness", "fixtures", "benchmarks", "reports"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", "locks"))
+    for name in ("conftest.py", "tox.ini"):
+        shutil.copy(ROOT / name, copy / name)
+
+    def digest(folder):
+        return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    before = digest(copy / "reports")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMBENCH_")}
+    env.update(PYTHONPATH=str(copy), CLAIMBENCH_DEVICE="cpu", CLAIMBENCH_OFFLINE="1", CLAIMBENCH_HOME=str(tmp_path / "home"))
+    cmd = [sys.executable, "-m", "pytest", "benchmarks", "--profile", "cpu", "--claims", "ltfn9_checkpoint_184mb",
+           "--benchmark-disable", "-p", "no:cacheprovider", "-q"]
+    r = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    assert "compared with the published report:" in r.stdout, r.stdout
+    assert (copy / "results" / "README.md").exists() and (copy / "results" / "comparison.md").exists()
+    assert digest(copy / "reports") == before
+    runs = [json.loads(x) for x in (copy / "results" / "store" / "runs.jsonl").read_text().splitlines()]
+    again = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == r.returncode, again.stdout + again.stderr
+    runs2 = [json.loads(x) for x in (copy / "results" / "store" / "runs.jsonl").read_text().splitlines()]
+    assert sum(x["kind"] == "run" for x in runs2) == sum(x["kind"] == "run" for x in runs)  # resumed, its own
+    assert digest(copy / "reports") == before
+
+
+SLOW_TESTS = textwrap.dedent('''
+    import time
+    import pytest
+    from harness import rulebook
+    from harness.claims import Case
+    from harness.profiles import Budget
+    from harness.rulebook import Decision
+    from harness.rules import AtLeast, M
+
+    for variant in ("quick", "slow"):
+        rule = AtLeast(M("arm", "v"), 0.0, stat="each")
+        rulebook.RULES[("ltfn9_checkpoint_184mb", variant)] = {"cpu": Decision(rule), "full": Decision(rule)}
+    B = {p: Budget(seeds=1) for p in ("smoke", "cpu", "full")}
+
+    @pytest.mark.parametrize("case", [Case("ltfn9_checkpoint_184mb", B, v) for v in ("quick", "slow")], ids=str)
+    def test_claim(case, claimbench):
+        ctx = claimbench.start(case)
+        def fn():
+            if case.variant == "slow":
+                time.sleep(120)
+            return {"metrics": {"v": 1.0}}
+        ctx.decide({"arm": [ctx.run("arm", s, fn) for s in ctx.seeds]})
+''')
+
+
+def test_sigterm_ends_with_the_summary_and_the_report(tmp_path):
+    """A scheduler's (or tox's) SIGTERM mid-session: the verdicts so far are printed and the report is rebuilt
+    from what is stored, as after Ctrl-C."""
+    import signal
+    import time
+
+    (tmp_path / "test_claims_demo.py").write_text(SLOW_TESTS)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu", "CLAIMBENCH_OFFLINE": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "pytest", str(tmp_path / "test_claims_demo.py"), "-p", "harness.plugin",
+                          "--profile", "cpu", "--precision", "fp32", "--report-dir", str(tmp_path / "rep"), "-p",
+                          "no:cacheprovider"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    store = tmp_path / "rep" / "store" / "runs.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (store.exists() and '"verdict"' in store.read_text()):
+        time.sleep(0.2)
+    time.sleep(1.0)  # the slow claim is training now
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 2, out  # pytest's "interrupted"
+    assert "claimbench verdicts" in out and "ltfn9_checkpoint_184mb-quick" in out, out
+    assert (tmp_path / "rep" / "README.md").exists()

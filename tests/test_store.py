@@ -152,10 +152,10 @@ def test_runs_of_another_environment_are_not_resumed(tmp_path, monkeypatch):
     monkeypatch.setattr(store_mod, "environment", lambda name: {**real(name), "torch": "2.9.1"})
     _run(store, 0, calls)
     assert calls == [0, 0]  # another torch version: trained again
-    monkeypatch.setattr(store_mod, "environment", lambda name: {**real(name), "machine_id": "elsewhere"})
+    monkeypatch.setattr(store_mod, "environment", lambda name: {**real(name), "install_id": "elsewhere"})
     monkeypatch.setattr(store_mod, "provenance", lambda: {"versions": {}, "git": {}, "host": "vm"})
     _run(store, 0, calls)
-    assert calls == [0, 0, 0]  # another machine with the same host name: trained again
+    assert calls == [0, 0, 0]  # another installation (same host name, same image's machine id): trained again
     assert len({r["env_hash"] for r in store.records()}) == 3
 
 
@@ -255,3 +255,25 @@ def test_two_processes_asking_for_one_run_train_it_once(tmp_path):
     ids = {p.communicate(timeout=120)[0].strip() for p in procs}
     assert marker.read_text().count("trained") == 1 and len(ids) == 1
     assert len([r for r in Store(tmp_path / "store").records() if r["kind"] == "run"]) == 1
+
+
+def test_a_damaged_line_in_the_middle_is_moved_aside_and_the_rest_kept(tmp_path):
+    store = Store(tmp_path)
+    for seed in range(3):
+        store.append({"kind": "run", "run_id": f"r{seed}", "seed": seed})
+    lines = store.path.read_text().splitlines()
+    store.path.write_text("\n".join([lines[0], "#### garbage from another program ####", lines[1], lines[2]]) + "\n")
+    with pytest.raises(StoreCorruptError, match=":2: not valid JSON"):
+        store.records()
+    assert store.quarantine_damaged() == [2]
+    assert [r["run_id"] for r in store.records()] == ["r0", "r1", "r2"]
+    damaged = (tmp_path / "runs.jsonl.damaged").read_text()
+    assert "garbage from another program" in damaged and "runs.jsonl:2" in damaged
+    assert store.quarantine_damaged() == [] and not (tmp_path / "runs.jsonl.before-repair").exists()
+    # an altered record still parses: that is tampering, not damage, and reading it stays an error
+    forged = json.loads(lines[1])
+    forged["seed"] = 99
+    store.path.write_text("\n".join([lines[0], json.dumps(forged), lines[2]]) + "\n")
+    assert store.quarantine_damaged() == []
+    with pytest.raises(StoreCorruptError, match="checksum mismatch"):
+        store.records()
