@@ -58,7 +58,8 @@ def cifar_runs(ctx: ClaimContext, data, arm, seeds):
     s = ctx.budget.settings
     cfg = {"arm": arm, "steps": s["cifar_steps"], "width": s["vgg_width"], "n_train": s["n_train_cifar"],
            "curve_n": s["curve_n"], "train_eval_n": s["train_eval_n"], "eval_every": s["eval_every"],
-           "optimizer": "adam 1e-3", "batch": 100, "input": "raw 0-255" + (" minus mean image" if arm == "mean_sub" else ""),
+           "optimizer": "adam 1e-3", "batch": 100,
+           "input": "raw 0-255" + (" minus mean image" if arm == "mean_sub" else ""),
            "metrics": 2}
 
     def tensors():
@@ -126,9 +127,11 @@ def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
     if cid == "ltfn11_mean_subtraction_gain":
         ctx.decide(
             labelled, tables=[effect_table({"mean-subtracted": pct["mean_sub"], "raw": pct["raw"]}, 1.6)],
-            figures=[strip("CIFAR-10 test accuracy per seed (%)", {"raw": pct["raw"], "mean-subtracted": pct["mean_sub"]},
+            figures=[strip("CIFAR-10 test accuracy per seed (%)", {"raw": pct["raw"],
+                                                                   "mean-subtracted": pct["mean_sub"]},
                             [{"y": 70.9, "label": "posts: raw 70.9%", "color": "tab:blue"},
-                             {"y": 72.56, "label": "posts: mean-subtracted 72.56%", "color": "tab:orange"}]), curve_fig],
+                             {"y": 72.56, "label": "posts: mean-subtracted 72.56%", "color": "tab:orange"}]),
+                             curve_fig],
             notes=[f"With the posts' flawed evaluation: raw {100 * bug['raw']:.2f}%, mean-subtracted "
                    f"{100 * bug['mean_sub']:.2f}%.", "Both arms start from the same weights and see the same batches "
                    "for a seed, so the rule pairs them by seed."])
@@ -140,7 +143,8 @@ def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
     num = lambda v: f"{v:.4g}" if v is not None else "-"  # noqa: E731
     rows = [[r["seed"], pct(x.get("train_acc")), pct(x.get("one_batch_train_acc")),
              pct(r["final"].get("last10_batches_train_acc")), pct(x["test_acc"]), num(x.get("train_cost")),
-             num(x.get("test_cost")), num(x.get("cost_ratio")), num(x.get("first_printed_cost"))] for r, x in zip(rs, m)]
+             num(x.get("test_cost")), num(x.get("cost_ratio")), num(x.get("first_printed_cost"))] for r, x in zip(rs,
+                                                                                                                  m)]
     mean = lambda k: float(np.mean([x.get(k) or np.nan for x in m]))  # noqa: E731
     ctx.decide(
         labelled,
@@ -148,7 +152,11 @@ def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
             "seed", "train acc % (training subset)", "train acc % (last batch, as the posts read it)",
             "train acc % (last 10 printed batches)", "test acc %", "train cost", "test cost", "test / train cost",
             "first printed batch cost (posts 131.96)"], rows=rows)],
-        figures=[Bars(title="accuracy (%): training set vs test set (mean over seeds)", labels=["train (full set)", "train (last batch)", "test"], values=[100 * mean("train_acc"), 100 * mean("one_batch_train_acc"), 100 * mean("test_acc")], refs=[{"y": 84, "label": "posts: train ~84%", "color": "tab:blue"},
+        figures=[Bars(title="accuracy (%): training set vs test set (mean over seeds)", labels=["train (full set)",
+                                                                                                "train (last batch)",
+                                                                                                "test"],
+                values=[100 * mean("train_acc"), 100 * mean("one_batch_train_acc"), 100 * mean("test_acc")],
+                refs=[{"y": 84, "label": "posts: train ~84%", "color": "tab:blue"},
                            {"y": 72.56, "label": "posts: test 72.56%", "color": "tab:red"}], ylabel="accuracy (%)"),
                  curve_fig],
         notes=["The first printed batch cost is shown, not decided: on raw or mean-subtracted 0-255 input it is "

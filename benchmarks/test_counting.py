@@ -39,7 +39,8 @@ import torch.nn.functional as F
 
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness import recipe as R
-from fixtures.circles import RENDER_VERSION, counting_dataset, crop_label_noise, place_circles_batch, renderer_speed, sizes_for
+from fixtures.circles import (RENDER_VERSION, counting_dataset, crop_label_noise, place_circles_batch, renderer_speed,
+                              sizes_for)
 from harness import stats
 from harness.claims import Case
 from harness.device import prepare_model
@@ -138,7 +139,8 @@ def cost_estimate(spec: dict, s: dict, device_name: str) -> str:
     images = sum(ep for _, ep, _ in spec["stages"]) * n_train
     model = R.create_cnn(s["arch"], len(spec["counts"]), width=s["width"])
     per_image = train_flops_per_image(model, (3, s["size"], s["size"]))
-    return f"{images:,} training images through {s['arch']} at {s['size']} px: {estimate(per_image, images, device_name)}"
+    cost = estimate(per_image, images, device_name)
+    return f"{images:,} training images through {s['arch']} at {s['size']} px: {cost}"
 
 
 def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dict | None) -> dict:
@@ -237,7 +239,10 @@ def _epoch_table(run, posts_error=None) -> dict:
     rows = [[h["epoch"], f"{h['train_loss']:.6f}", f"{h.get('valid_loss', float('nan')):.6f}",
              f"{h['error_rate']:.6f}" if "error_rate" in h else "—",
              f"{posts_error[i]:.6f}" if i < len(posts_error) else "—"] for i, h in enumerate(run["history"])]
-    return Table(title=f"per epoch, seed {run['seed']} (as the posts printed it)", columns=["epoch", "train_loss", "valid_loss", "error_rate", "posts' error_rate"], rows=rows)
+    return Table(title=f"per epoch, seed {run['seed']} (as the posts printed it)", columns=["epoch", "train_loss",
+                                                                                            "valid_loss", "error_rate",
+                                                                                            "posts' error_rate"],
+                                                                                            rows=rows)
 
 
 def _curves(title, runs_by_arm) -> dict:
@@ -297,7 +302,8 @@ def _posts_claim(ctx: ClaimContext, cid: str, state: dict) -> None:
             "counting_45to50_near_chance": "part1_large", "counting_45to49_sensible_transforms_100pct": "part2",
             "counting_various_sizes_100pct": "part2_various"}[cid]
     spec = recipe(name, s)
-    ctx.announce(f"estimated cost per seed: {cost_estimate(spec, dict(s, arch='resnet34', width=1.0), ctx.bench.device_name)};"
+    per_seed = cost_estimate(spec, dict(s, arch='resnet34', width=1.0), ctx.bench.device_name)
+    ctx.announce(f"estimated cost per seed: {per_seed};"
                  f" {len(ctx.seeds)} seeds")
     runs = [counting_run(ctx, spec, sd, state) for sd in ctx.seeds]
     figs = [_thumbs(ctx, spec, ctx.seeds[0]), _curves("validation accuracy per epoch (all stages)", {name: runs})]
@@ -337,7 +343,8 @@ def _from_scratch(ctx: ClaimContext) -> None:
              lr_finder_figure("LR finder after the first stage, 45-50 from scratch", runs["part1_large"])]
     ctx.decide(
         runs,
-        tables=[Table(title="from scratch, final validation accuracy over seeds (mean [95% CI])", columns=["recipe", "training images", "after stage 1", "final", "chance"], rows=rows),
+        tables=[Table(title="from scratch, final validation accuracy over seeds (mean [95% CI])", columns=["recipe",
+                "training images", "after stage 1", "final", "chance"], rows=rows),
                 _epoch_table(runs["part2"][0], POSTS_ERROR["part2"])],
         figures=[f for f in figs if f],
         notes=["Without ImageNet weights fastai freezes nothing, so the posts' frozen first stage trains the "
@@ -384,10 +391,13 @@ def _ablation(ctx: ClaimContext, state: dict | None) -> None:
     ranking = sorted(effects, key=lambda f: -effects[f].mean())
     ctx.decide(
         {**{"/".join(lv): runs[lv] for lv in levels}, "six-classes": six},
-        tables=[Table(title="arms (45-49 unless noted): final validation accuracy, mean [95% CI] over seeds", columns=["data per class", "transforms", "schedule", "accuracy"], rows=rows),
+        tables=[Table(title="arms (45-49 unless noted): final validation accuracy, mean [95% CI] over seeds",
+                      columns=["data per class", "transforms", "schedule", "accuracy"], rows=rows),
                 Table(title="main effects (accuracy points; per seed, the mean over the other factors' four "
-                          "combinations; the seed is the unit)", columns=["factor", "effect", "95% CI", "seeds"], rows=eff_rows)],
-        figures=[Bars(title="main effects on 45-49 accuracy (points, mean over seeds)", labels=ranking, values=[float(100 * effects[f].mean()) for f in ranking], ylabel="accuracy points"),
+                          "combinations; the seed is the unit)", columns=["factor", "effect", "95% CI", "seeds"],
+                          rows=eff_rows)],
+        figures=[Bars(title="main effects on 45-49 accuracy (points, mean over seeds)", labels=ranking,
+                      values=[float(100 * effects[f].mean()) for f in ranking], ylabel="accuracy points"),
                  _curves("validation accuracy per epoch, ablation arms",
                          {"/".join(lv): runs[lv] for lv in levels})],
         notes=notes)
@@ -401,12 +411,16 @@ def _regression(ctx: ClaimContext, state: dict | None) -> None:
     ok = [r for r in reg if r.get("diverged") is None]
     racc = np.array([r["metrics"]["acc"] for r in reg])
     cacc = np.array([r["metrics"]["acc"] for r in cls])
-    tables, figs = [], [Strip(title="45-49: classifier accuracy vs regression rounded accuracy (%)", groups=[{"label": "classifier (CE)", "values": (100 * cacc).tolist()},
-                                    {"label": "regression (MSE), rounded", "values": (100 * racc).tolist()}], ylabel="validation accuracy (%)")]
+    tables, figs = [], [Strip(title="45-49: classifier accuracy vs regression rounded accuracy (%)",
+                              groups=[{"label": "classifier (CE)", "values": (100 * cacc).tolist()},
+                                    {"label": "regression (MSE), rounded", "values": (100 * racc).tolist()}],
+                                    ylabel="validation accuracy (%)")]
     if ok:
         oor = {c: np.array([r["out_of_range"][str(c)]["mean_pred"] for r in ok]) for c in OUT_OF_RANGE}
         tables = [Table(title="counts outside the training range (45-49): mean prediction and rounded accuracy "
-                            f"(MAE inside the range: {np.mean([r['metrics']['mae'] for r in ok]):.3f})", columns=["true count", "mean prediction", "rounded accuracy"], rows=[[c, f"{oor[c].mean():.2f}",
+                            f"(MAE inside the range: {np.mean([r['metrics']['mae'] for r in ok]):.3f})",
+                            columns=["true count", "mean prediction", "rounded accuracy"], rows=[[c,
+                                    f"{oor[c].mean():.2f}",
                              f"{100 * np.mean([r['out_of_range'][str(c)]['acc'] for r in ok]):.1f}%"]
                             for c in OUT_OF_RANGE]), _epoch_table(ok[0])]
     ctx.decide(
@@ -472,17 +486,24 @@ def _pixel_baseline(ctx: ClaimContext) -> None:
                   for view in ("crop", "all")] if noise else []
     ctx.decide(
         {"pixel": pixel_runs},
-        tables=[Table(title="pixel counter (count = a * ink + b, fitted on the training 80%), validation accuracy", columns=["dataset", "centre crop", "Part I training view (default transforms)", "chance"], rows=rows),
+        tables=[Table(title="pixel counter (count = a * ink + b, fitted on the training 80%), validation accuracy",
+                      columns=["dataset", "centre crop", "Part I training view (default transforms)", "chance"],
+                      rows=rows),
                 Table(title=f"Part I's hidden label noise on 45-50 ({noise['images']} training draws at "
-                          f"{s['size']} px): images with a circle clipped / fully removed by the transforms", columns=["transforms", ">= 1 circle touched", ">= 1 circle removed"], rows=noise_rows),
-                Table(title="renderer speed on this machine (45-49 circles, batch of 64 vs one matplotlib figure)", columns=["renderer", "ms per image", "speed-up"], rows=[["matplotlib reference", f"{speed['reference_ms']:.1f}", "1x"],
+                          f"{s['size']} px): images with a circle clipped / fully removed by the transforms",
+                          columns=["transforms", ">= 1 circle touched", ">= 1 circle removed"], rows=noise_rows),
+                Table(title="renderer speed on this machine (45-49 circles, batch of 64 vs one matplotlib figure)",
+                      columns=["renderer", "ms per image", "speed-up"], rows=[["matplotlib reference",
+                                                                               f"{speed['reference_ms']:.1f}", "1x"],
                           ["fast (torch), equal circles", f"{speed['fast_ms']:.3f}",
                            f"{speed['reference_ms'] / speed['fast_ms']:.0f}x"],
                           ["fast (torch), sizes U(25, 250)", f"{speed['fast_various_ms']:.3f}",
                            f"{speed['reference_ms'] / speed['fast_various_ms']:.0f}x"]])],
         figures=[_thumbs(ctx, dict(counts=PART1_LARGE, per_class=s["per_part1"], various=False), ctx.seeds[0]),
                  _thumbs(ctx, dict(counts=PART2, per_class=s["per_part2"], various=True), ctx.seeds[0]),
-                 Bars(title="pixel counter accuracy, centre crop", labels=list(results), values=[float(100 * np.mean(v["center"])) for v in results.values()], ylabel="validation accuracy (%)", rotate=15)],
+                 Bars(title="pixel counter accuracy, centre crop", labels=list(results),
+                      values=[float(100 * np.mean(v["center"])) for v in results.values()],
+                      ylabel="validation accuracy (%)", rotate=15)],
         notes=["CLAIMS.md's geometry simulation of the crop alone gives 24-25% touched and 5% removed for 45-50 "
                "circles; the 'all' row adds flip, rotation, zoom and warp as drawn by the training pipeline.",
                "The renderer speed is measured in this test (best of 3), not decided; the pytest-benchmark "

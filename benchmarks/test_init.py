@@ -57,7 +57,8 @@ CONTROL_CASES = [Case("ltfn6_init_controlled", CONTROL, params=(("dataset", "mni
 def _history_table(run, label) -> dict:
     rows = [[h["step"], f"{h['train_loss']:.6g}", f"{h.get('valid_loss', float('nan')):.6g}",
              f"{h.get('error_rate', float('nan')):.4f}"] for h in run["history"]]
-    return Table(title=f"{label}: seed {run['seed']}, every {run['config']['eval_every']} steps", columns=["step", "train_loss", "test_loss", "error_rate"], rows=rows)
+    return Table(title=f"{label}: seed {run['seed']}, every {run['config']['eval_every']} steps", columns=["step",
+            "train_loss", "test_loss", "error_rate"], rows=rows)
 
 
 def _hist_figure(rep, title) -> dict:
@@ -83,11 +84,13 @@ def _layer_table(probes, label) -> dict:
 def _after_table(runs, label) -> dict:
     done = [r["after"] for r in runs if r.get("after")]
     rows = [[layer] + [f"{np.mean([d['layers'][layer][k] for d in done]):.4g}" for k in ("std", "p1", "p99")]
-            + [f"{min(d['layers'][layer]['min'] for d in done):.4g}", f"{max(d['layers'][layer]['max'] for d in done):.4g}"]
+            + [f"{min(d['layers'][layer]['min'] for d in done):.4g}",
+               f"{max(d['layers'][layer]['max'] for d in done):.4g}"]
             for layer in ("conv1", "conv2", "conv3", "conv4", "logits")] if done else []
     sat = f"{100 * np.mean([d['saturated_share'] for d in done]):.1f}%" if done else "—"
     return Table(title=f"{label}: pre-activation scale after training (training width, mean over {len(done)} "
-                     f"runs; saturated softmax share {sat})", columns=["layer", "std", "p1", "p99", "min", "max"], rows=rows or [["(every run diverged)"] + [""] * 5])
+                     f"runs; saturated softmax share {sat})", columns=["layer", "std", "p1", "p99", "min", "max"],
+                     rows=rows or [["(every run diverged)"] + [""] * 5])
 
 
 ARM = {"large": "large", "small_conv": "small", "small_all": "small", "he_xavier": "he"}
@@ -151,15 +154,23 @@ def test_init_controlled(case: Case, claimbench: ClaimBench, datasets) -> None:
                  stats.summary([acc_of(r) for r in arms[f"{ARM[i]}@best"]]).fmt(100, 2, "%")] for i in inits]
     var_rows = [[f"conv{k + 2}/conv{k + 1}", f"{he['he_predicted'][k]:.3g}", f"{he['he_measured'][k]:.3g}",
                  f"{large['he_predicted'][k]:.3g}", f"{large['he_measured'][k]:.3g}"] for k in range(3)]
-    fig_scale = Lines(title=f"final accuracy vs init scale (He/Xavier x s, SGD 1e-3, tuning seed {tune})", xlog=True, xlabel="init scale s", ylabel="test accuracy", series=[{"label": f"seed {tune}", "marker": "o", "x": list(scales),
+    fig_scale = Lines(title=f"final accuracy vs init scale (He/Xavier x s, SGD 1e-3, tuning seed {tune})", xlog=True,
+                      xlabel="init scale s", ylabel="test accuracy", series=[{"label": f"seed {tune}", "marker": "o",
+                                                                              "x": list(scales),
                              "y": [acc_of(r) for r in scales.values()]}])
-    fig_sweep = Lines(title=f"accuracy vs learning rate after {s['steps']} SGD steps (tuning seed {tune})", xlog=True, xlabel="learning rate", ylabel="test accuracy (diverged = 0)", series=[{"label": i, "marker": "o", "x": list(s["sweep_lrs"]),
+    fig_sweep = Lines(title=f"accuracy vs learning rate after {s['steps']} SGD steps (tuning seed {tune})", xlog=True,
+                      xlabel="learning rate", ylabel="test accuracy (diverged = 0)", series=[{"label": i,
+                                                                                              "marker": "o",
+                                                                                              "x": list(s["sweep_lrs"]),
                              "y": [acc_of(sweep[i][lr]) for lr in s["sweep_lrs"]]} for i in inits])
     ctx.decide(
         arms,
-        tables=[Table(title=f"learning-rate sweep on tuning seed {tune} (not used to decide), test accuracy %", columns=["init"] + [f"lr {lr:g}" for lr in s["sweep_lrs"]] + ["best"], rows=sweep_rows),
-                Table(title=f"test accuracy over the deciding seeds {list(ctx.seeds)}", columns=["init", f"shared lr {shared:g}", "best lr", "at best lr"], rows=arm_rows),
-                Table(title="variance ratio per layer at init: He et al.'s fan_in*Var(w)/2 vs measured", columns=["layers", "He init: predicted", "He init: measured", "N(0,1): predicted",
+        tables=[Table(title=f"learning-rate sweep on tuning seed {tune} (not used to decide), test accuracy %",
+                      columns=["init"] + [f"lr {lr:g}" for lr in s["sweep_lrs"]] + ["best"], rows=sweep_rows),
+                Table(title=f"test accuracy over the deciding seeds {list(ctx.seeds)}", columns=["init",
+                        f"shared lr {shared:g}", "best lr", "at best lr"], rows=arm_rows),
+                Table(title="variance ratio per layer at init: He et al.'s fan_in*Var(w)/2 vs measured",
+                      columns=["layers", "He init: predicted", "He init: measured", "N(0,1): predicted",
                              "N(0,1): measured"], rows=var_rows)],
         figures=[fig_sweep, fig_scale],
         notes=["The prediction assumes zero-mean symmetric pre-activations feeding each ReLU; the max-pool "

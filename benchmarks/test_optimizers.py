@@ -1,7 +1,8 @@
 """Optimisers (Learn TensorFlow Now part 7; CLAIMS.md D4): on a 2-D surface, and on the MNIST ConvNet.
 
 The post's animation ran SGD, momentum and Adam on the Beale function from (1, 1.5) for 120 steps (the
-repository's script: 100). Three sub-claims, each decided on its own by its rule in ``harness.rulebook``, at both step counts:
+repository's script: 100). Three sub-claims, each decided on its own by its rule in ``harness.rulebook``, at both
+step counts:
 
 * ``sgd_slow``: SGD does not reach the minimum (ends more than 0.5 from (3, 0.5), never within 0.1);
 * ``momentum_overshoots``: momentum passes the minimum (largest x above 3);
@@ -78,7 +79,8 @@ def test_claim(case: Case, claimbench: ClaimBench) -> None:
     run = ctx.run("beale", 0, fn, config={"start": START, "steps": steps})
     m = run["measure"]
     table = [[o, f"({m[o]['path'][-1][0]:.3f}, {m[o]['path'][-1][1]:.3f})", f"{m[o]['final_f']:.4f}",
-              f"{m[o]['final_dist']:.3f}", f"{m[o]['min_dist']:.3f}", f"{m[o]['max_x']:.3f}", _step(m[o]["first_within_0.1"])]
+              f"{m[o]['final_dist']:.3f}", f"{m[o]['min_dist']:.3f}", f"{m[o]['max_x']:.3f}",
+              _step(m[o]["first_within_0.1"])]
              for o in COLORS]
     figure = Paths(title=f"Beale from {START}, {steps} steps", contour=log_contour_grid(), start=list(START),
                    minimum=list(BEALE_MINIMUM), **_limits(m), xlabel="x", ylabel="y",
@@ -87,7 +89,9 @@ def test_claim(case: Case, claimbench: ClaimBench) -> None:
     first_variant = case.param["subclaim"] == SUBCLAIMS[0]
     ctx.decide(
         {"beale": [run]},
-        tables=[Table(title=f"End of {steps} steps from {START}", columns=["optimiser", "end point", "f", "distance to min", "closest approach", "max x",
+        tables=[Table(title=f"End of {steps} steps from {START}", columns=["optimiser", "end point", "f",
+                                                                           "distance to min", "closest approach",
+                                                                           "max x",
                              "first step within 0.1"], rows=table)] if first_variant else [],
         figures=[figure] if first_variant else [],
         notes=[] if steps == 120 else ["The repository's script ran 100 steps; the post says 120."])
@@ -107,7 +111,11 @@ def test_optimizers_on_mnist(case: Case, claimbench: ClaimBench, datasets) -> No
     ctx.decide(
         runs,
         tables=[Table(title=f"final test accuracy and steps to {100 * target:g}% accuracy (He init, lr 1e-3); "
-                          "never reached counts as infinity", columns=["optimiser", "accuracy mean [95% CI] (n)", "median steps to target", "never reached"], rows=rows)],
-        figures=[Lines(title="test accuracy during training (mean, band = min..max over seeds)", xlabel="step", ylabel="test accuracy (%)", series=accuracy_bands(runs, percent=True)),
-                 Strip(title="final test accuracy per seed (%)", ylabel="test accuracy (%)", groups=[{"label": o, "values": [100 * acc_of(r) for r in rs]} for o, rs in runs.items()])],
+                          "never reached counts as infinity", columns=["optimiser", "accuracy mean [95% CI] (n)",
+                                                                       "median steps to target", "never reached"],
+                                                                       rows=rows)],
+        figures=[Lines(title="test accuracy during training (mean, band = min..max over seeds)", xlabel="step",
+                       ylabel="test accuracy (%)", series=accuracy_bands(runs, percent=True)),
+                 Strip(title="final test accuracy per seed (%)", ylabel="test accuracy (%)", groups=[{"label": o,
+                         "values": [100 * acc_of(r) for r in rs]} for o, rs in runs.items()])],
         notes=["The arms share each seed's initial weights and batch order, so the rule pairs them by seed."])

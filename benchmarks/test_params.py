@@ -127,8 +127,14 @@ def test_param_tables(case: Case, claimbench: ClaimBench) -> None:
     ctx.decide(
         {"table": [run]},
         tables=[Table(title=f"{case.variant}: the posts' table vs the built network ({len(matching)} of "
-                          f"{len(run['rows'])} rows match: {', '.join(matching)})", columns=["#", "layer", "posts' weights", "our weights", "posts' shape", "our shape", "match"], rows=run["rows"]),
-                Table(title="the posts' errata (rows that differ from the built network)", columns=["erratum"], rows=[[e] for e in run["errata"]] or [["none"]])],
+                          f"{len(run['rows'])} rows match: {', '.join(matching)})", columns=["#", "layer",
+                                                                                             "posts' weights",
+                                                                                             "our weights",
+                                                                                             "posts' shape",
+                                                                                             "our shape", "match"],
+                                                                                             rows=run["rows"]),
+                Table(title="the posts' errata (rows that differ from the built network)", columns=["erratum"],
+                      rows=[[e] for e in run["errata"]] or [["none"]])],
         notes=extra)
 
 
@@ -227,13 +233,21 @@ def test_checkpoint(case: Case, claimbench: ClaimBench) -> None:
     size = m["bytes"]
     params_b = 4 * m["n_params"]
     mib = lambda b: b / MIB  # noqa: E731
-    bars = Bars(title="What the checkpoint holds (MiB), measured; TensorFlow's beside it", ylabel="MiB", labels=["parameters (float32)", "Adam exp_avg", "Adam exp_avg_sq", "container overhead",
-                       "our checkpoint", "TF checkpoint (posts)", "exported program"], values=[mib(params_b), mib(4 * m["n_moments"] / 2), mib(4 * m["n_moments"] / 2),
+    bars = Bars(title="What the checkpoint holds (MiB), measured; TensorFlow's beside it", ylabel="MiB",
+                labels=["parameters (float32)", "Adam exp_avg", "Adam exp_avg_sq", "container overhead",
+                       "our checkpoint", "TF checkpoint (posts)", "exported program"], values=[mib(params_b),
+                               mib(4 * m["n_moments"] / 2), mib(4 * m["n_moments"] / 2),
                        mib(size - params_b - 4 * m["n_moments"]), mib(size), mib(TF_CHECKPOINT_BYTES),
-                       mib(m["exported_bytes"])], colors=["tab:blue", "tab:orange", "tab:orange", "tab:gray", "tab:gray", "tab:red", "tab:green"], refs=[{"y": 184, "label": "posts: 184M", "color": "red"}], rotate=25, size=(7.5, 4.6))
+                       mib(m["exported_bytes"])], colors=["tab:blue", "tab:orange", "tab:orange", "tab:gray",
+                                                          "tab:gray", "tab:red", "tab:green"], refs=[{"y": 184,
+                                                                  "label": "posts: 184M", "color": "red"}], rotate=25,
+                                                                  size=(7.5, 4.6))
     ctx.decide(
         {"checkpoint": runs},
-        tables=[Table(title="checkpoint breakdown (counted from the saved tensors; TF's from its variable list)", columns=["part", "bytes", "MiB", "share"], rows=[["parameters, float32", f"{params_b:,}", f"{mib(params_b):.2f}", f"{params_b / size:.1%}"],
+        tables=[Table(title="checkpoint breakdown (counted from the saved tensors; TF's from its variable list)",
+                      columns=["part", "bytes", "MiB", "share"], rows=[["parameters, float32", f"{params_b:,}",
+                                                                        f"{mib(params_b):.2f}",
+                                                                        f"{params_b / size:.1%}"],
                           ["Adam moments (2 per parameter), float32", f"{4 * m['n_moments']:,}",
                            f"{mib(4 * m['n_moments']):.2f}", f"{4 * m['n_moments'] / size:.1%}"],
                           ["container overhead (zip, pickle, step)", f"{size - params_b - 4 * m['n_moments']:,}",

@@ -148,7 +148,8 @@ def _runs_table(runs) -> dict:
             else:
                 row.append("—")
         rows.append(row)
-    return Table(title="per split seed: validation accuracy with its 95% Clopper-Pearson interval", columns=["seed", "after stage 1 (5 epochs at slice(3e-3), body frozen when pretrained)",
+    return Table(title="per split seed: validation accuracy with its 95% Clopper-Pearson interval", columns=["seed",
+            "after stage 1 (5 epochs at slice(3e-3), body frozen when pretrained)",
                         "after stage 2 (unfrozen, 15 epochs at slice(1e-4))"], rows=rows)
 
 
@@ -158,13 +159,15 @@ def _epoch_table(run, name) -> dict:
     rows = [[i + 1, f"{h['train_loss']:.6f}", f"{h.get('valid_loss', float('nan')):.6f}",
              f"{h.get('error_rate', float('nan')):.6f}", f"{posts[i]:.6f}" if i < len(posts) else "—"]
             for i, h in enumerate(hist)]
-    return Table(title=f"{name}, split seed {run['seed']}: per epoch as the posts printed it (stage 1, then stage 2)", columns=["epoch", "train_loss", "valid_loss", "error_rate", "posts' error_rate"], rows=rows)
+    return Table(title=f"{name}, split seed {run['seed']}: per epoch as the posts printed it (stage 1, then stage 2)",
+                 columns=["epoch", "train_loss", "valid_loss", "error_rate", "posts' error_rate"], rows=rows)
 
 
 def _curves(name, runs) -> dict:
     ok = [{"history": [dict(h, epoch=i + 1) for i, h in enumerate(h for st in r["stages"] for h in st["history"])]}
           for r in runs if r.get("diverged") is None]
-    return Lines(title=f"{name}: validation accuracy per epoch (stage 1 then stage 2)", xlabel="epoch", ylabel="validation accuracy", series=accuracy_bands({name: ok}, x="epoch"))
+    return Lines(title=f"{name}: validation accuracy per epoch (stage 1 then stage 2)", xlabel="epoch",
+                 ylabel="validation accuracy", series=accuracy_bands({name: ok}, x="epoch"))
 
 
 def _lr_fig(name, runs) -> dict | None:
@@ -173,7 +176,8 @@ def _lr_fig(name, runs) -> dict | None:
 
 
 def _thumbs(data, name, k=6) -> dict:
-    picks = np.concatenate([np.flatnonzero(data.labels == c)[:k // len(data.classes)] for c in range(len(data.classes))])
+    per_class = k // len(data.classes)
+    picks = np.concatenate([np.flatnonzero(data.labels == c)[:per_class] for c in range(len(data.classes))])
     items = []
     for i in picks:
         im = data.images[i]
@@ -183,7 +187,8 @@ def _thumbs(data, name, k=6) -> dict:
 
 
 def _sweet_spots(runs) -> list[dict]:
-    return [R.sweet_spot(r["lr_find"]["plot_lr"], r["lr_find"]["plot_loss"], *LR_WINDOW) for r in runs if r.get("lr_find")]
+    return [R.sweet_spot(r["lr_find"]["plot_lr"], r["lr_find"]["plot_loss"],
+                         *LR_WINDOW) for r in runs if r.get("lr_find")]
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

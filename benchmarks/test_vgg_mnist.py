@@ -66,7 +66,8 @@ def mnist_runs(ctx: ClaimContext, data, arm, seeds):
             bug = evaluate_while_training(model, opt, test_t)
             out["final"] = {"test_acc": ev["acc"], "test_cost": ev["loss"], "buggy_test_acc": bug["acc"]}
         out["metrics"] = {"test_acc": out["final"].get("test_acc", 0.0), "diverged": res.diverged is not None,
-                          "test_cost": out["final"].get("test_cost"), "buggy_test_acc": out["final"].get("buggy_test_acc")}
+                          "test_cost": out["final"].get("test_cost"),
+                          "buggy_test_acc": out["final"].get("buggy_test_acc")}
         return out
 
     return run_seeds(ctx, arm, seeds, setup=setup, finish=finish, steps=s["mnist_steps"], label=f"mnist {arm}",

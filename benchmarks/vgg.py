@@ -93,11 +93,13 @@ def acc(run):
 
 
 def strip(title, groups, refs) -> dict:
-    return Strip(title=title, ylabel="test accuracy (%)", refs=refs, groups=[{"label": k, "values": v} for k, v in groups.items()])
+    return Strip(title=title, ylabel="test accuracy (%)", refs=refs, groups=[{"label": k, "values": v} for k,
+                                                                             v in groups.items()])
 
 
 def curves(title, runs_by_arm) -> dict:
-    return Lines(title=title, xlabel="step", ylabel="test accuracy (%, curve subset)", series=accuracy_bands(runs_by_arm, percent=True))
+    return Lines(title=title, xlabel="step", ylabel="test accuracy (%, curve subset)",
+                 series=accuracy_bands(runs_by_arm, percent=True))
 
 
 
@@ -115,4 +117,5 @@ def effect_table(arms: dict[str, list[float]], posts_gap: float) -> dict:
             ["seed sd A / B (pts)", f"{np.std(a, ddof=1):.3f} / {np.std(b, ddof=1):.3f}" if len(a) > 1 else "-"],
             [f"seeds per arm to detect the posts' {posts_gap:.1f}-pt gap at 80% power (alpha 0.05)",
              str(need) if need else "-"]]
-    return Table(title=f"{na} (A) vs {nb} (B): effect sizes (the decision is the rule's)", columns=["statistic", "value"], rows=rows)
+    return Table(title=f"{na} (A) vs {nb} (B): effect sizes (the decision is the rule's)", columns=["statistic",
+                                                                                                    "value"], rows=rows)

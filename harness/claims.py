@@ -43,7 +43,7 @@ class Claim:
     claim: str  # paraphrase
     posts_value: str  # the posts' number(s), as a short string
     metric: str
-    section: str = ""  # section of the shared CLAIMS.md; the decision rule is in harness/rulebook.py  # section of the shared CLAIMS.md
+    section: str = ""  # section of the claims catalogue; the decision rule is in harness/rulebook.py
 
     @property
     def post_title(self) -> str:

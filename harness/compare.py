@@ -153,7 +153,7 @@ def against_published(mine: list[dict], published: list[dict]) -> list[dict]:
 def render_against_published(rows: list[dict], published_dir: str) -> str:
     """The comparison as a markdown page (the user's report folder gets it as comparison.md)."""
     n = {s: sum(r["status"] == s for r in rows) for s in ("agrees", "differs", "unpublished")}
-    out = [f"# Your verdicts beside the published ones\n",
+    out = ["# Your verdicts beside the published ones\n",
            f"Published report: `{published_dir}`. {n['agrees']} agree, {n['differs']} differ, {n['unpublished']} "
            f"have no published verdict at that profile. Only confirmatory verdicts are compared (runs on the seeds "
            f"each rule draws); a difference means your runs, on your machine, decide the same rule otherwise: "

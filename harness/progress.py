@@ -63,7 +63,8 @@ class Progress:
         self._bar = None
         if self.enabled:
             self._bar = tqdm(total=max(1, total), desc=label, unit="step", leave=False, dynamic_ncols=False,
-                             ncols=110, mininterval=min_interval, file=_SinkFile() if _SINK is not None else sys.__stderr__)
+                             ncols=110, mininterval=min_interval,
+                             file=_SinkFile() if _SINK is not None else sys.__stderr__)
 
     def __enter__(self) -> "Progress":
         return self

@@ -122,7 +122,8 @@ class Lines(Figure):
 
     def draw(self, ax) -> None:
         for s in self.series:
-            ax.plot(s.x, s.y, label=s.label, marker=s.marker or ("o" if len(s.x) < 3 else None), lw=1.5)  # few points: dots
+            ax.plot(s.x, s.y, label=s.label, marker=s.marker or ("o" if len(s.x) < 3 else None),
+                    lw=1.5)  # few points: dots
             if s.lo is not None and s.hi is not None:
                 ax.fill_between(s.x, s.lo, s.hi, alpha=0.2)
         if self.xlog:

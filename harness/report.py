@@ -67,8 +67,9 @@ def _is_analogue(rec: dict) -> bool:
 
 def _verdict_label(rec: dict) -> str:
     if rec.get("unconfirmed"):
-        return (f"{UNCONFIRMED} under the current rule (latest, decision v{record_version(rec)}"
-                f"{', exploratory seeds' if rec.get('exploratory', True) else ''}: {LABELS.get(rec['verdict'], rec['verdict'])})")
+        seeds = ", exploratory seeds" if rec.get("exploratory", True) else ""
+        return (f"{UNCONFIRMED} under the current rule (latest, decision v{record_version(rec)}{seeds}: "
+                f"{LABELS.get(rec['verdict'], rec['verdict'])})")
     label = (ANALOGUE_LABELS if _is_analogue(rec) else LABELS)[rec["verdict"]]
     if rec["verdict"] == NOT_RUN and rec.get("not_run_reason"):
         label += f" ({rec['not_run_reason']})"
@@ -160,7 +161,8 @@ def claim_rows(rows: dict[tuple[str, str], dict], profile: str, claims: list[Cla
             head["earlier"] = [e for r in primary for e in r.get("earlier", [])]
             head["decided_by"] = ", ".join(sorted({r.get("decided_by", "-") for r in primary}))
             head["unconfirmed"] = any(r.get("unconfirmed") for r in primary)
-            head["parts"] = [dict(p, name=f"{r['variant']}: {p['name']}") for r in primary for p in (r.get("parts") or [])]
+            head["parts"] = [dict(p,
+                                  name=f"{r['variant']}: {p['name']}") for r in primary for p in (r.get("parts") or [])]
         head["recorded_at"] = max(r.get("recorded_at", "") for r in recs)
         out.append({"claim": claim, "rec": head, "recs": recs})
     return out
@@ -225,8 +227,8 @@ def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, 
         devices = sorted({r.get("device_name", "-") for r in recs})
         dates = sorted(r.get("recorded_at", "")[:10] for r in recs)
         if recs:
-            out.append(f"Device: {', '.join(devices)}; recorded {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0]
-                                                                               else "") + ".\n")
+            span = dates[0] + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
+            out.append(f"Device: {', '.join(devices)}; recorded {span}.\n")
         out.append(_guarantee(profile))
         for title, pick in (("The posts' claims", lambda c: c.post != "control"),
                             ("Controls beyond the posts (each states a hypothesis; reproduced = it held)",
@@ -336,7 +338,8 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                         else "confirmatory, drawn from the rule identity")
                 out.append(f"- seeds ({kind}): {rec.get('seeds', [])}; device: {rec.get('device_name', '-')}; "
                            f"recorded {rec.get('recorded_at', '')}"
-                           + (f"; code {code.get('commit', '?')[:10]}{' (uncommitted changes)' if code.get('dirty') else ''}"
+                           + (f"; code {code.get('commit', '?')[:10]}"
+                              f"{' (uncommitted changes)' if code.get('dirty') else ''}"
                               if code else ""))
                 if rec.get("deviation"):
                     out.append(f"- deviation from the posts at this profile: {rec['deviation']}")
@@ -492,7 +495,8 @@ def _wall(run: dict) -> float:
     try:
         import datetime as dt
 
-        return (dt.datetime.fromisoformat(run["finished_at"]) - dt.datetime.fromisoformat(run["started_at"])).total_seconds()
+        start, end = dt.datetime.fromisoformat(run["started_at"]), dt.datetime.fromisoformat(run["finished_at"])
+        return (end - start).total_seconds()
     except (KeyError, TypeError, ValueError):
         return 0.0
 
@@ -512,7 +516,7 @@ def render_all(store_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tupl
     pages = {"README.md": render_index(by_profile, store_path, n_envs=n_envs,
                                        matrix=(Path(out_dir) / "matrix" / "stability.md").exists())}
     if n_envs > 1:
-        pages["stability.md"] = stability.render(records, store_path, HEADER, _md_table)
+        pages["stability.md"] = stability.render(records, store_path, HEADER, _md_table, collect)
     for family in FAMILIES:
         pages[f"{family}.md"] = render_family(family, by_profile, runs, Path("figures"), store_path, figures)
     return pages, figures

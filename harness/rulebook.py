@@ -282,12 +282,14 @@ RULES: dict[tuple[str, str], dict[str, Decision]] = {
     ("ltfn10_cifar_vgg_71pct", ""): {"cpu": Decision(CIFAR_CPU, CIFAR_ANALOGUE), "full": Decision(CIFAR_FULL)},
     ("ltfn11_mean_subtraction_gain", ""): _same(MEANSUB, "the same comparison on the scaled-down CIFAR-10 runs"),
     ("ltfn12_bias_variance_gap", ""): _same(GAP, "the same gap and cost ratio on the scaled-down CIFAR-10 runs"),
-    **{(cid, ""): {"cpu": Decision(WEIGHTS_ONLY_CPU), "full": Decision(rule)} for cid, rule in _counting_full().items()},
+    **{(cid, ""): {"cpu": Decision(WEIGHTS_ONLY_CPU), "full": Decision(rule)} for cid,
+       rule in _counting_full().items()},
     ("counting_from_scratch", ""): _same(COUNT_SCRATCH, SCRATCH_CPU),
     ("counting_part2_ablation", ""): _same(ABLATION, SCRATCH_CPU),
     ("counting_regression_head", ""): _same(REGRESSION, SCRATCH_CPU),
     ("counting_pixel_baseline", ""): _same(PIXEL),
-    **{(cid, ""): {"cpu": Decision(WEIGHTS_ONLY_CPU), "full": Decision(rule)} for cid, rule in _transfer_full().items()},
+    **{(cid, ""): {"cpu": Decision(WEIGHTS_ONLY_CPU), "full": Decision(rule)} for cid,
+       rule in _transfer_full().items()},
     ("transfer_from_scratch", ""): _same(TRANSFER_SCRATCH, "half-width ResNet-10 from random weights at 112 px"),
 }
 
@@ -339,13 +341,15 @@ HISTORY: dict[tuple[str, str], list[Earlier]] = {
                      InBand(_acc("small"), 0.089, 0.1135)), _AUDIT,
         "the chance-band half was never checked and an 'accuracy moved <= 2 points' check was replaced by "
         "'test cost moved <= 1e-3' after the runs failed it; now: cost at ln 10 and unmoved, accuracy no better "
-        "than the best constant prediction")] for v in ("conv-only-mnist", "all-five-mnist", "conv-only-fashion-mnist")},
+        "than the best constant prediction")] for v in ("conv-only-mnist", "all-five-mnist",
+                                                        "conv-only-fashion-mnist")},
     ("ltfn10_cifar_vgg_71pct", ""): [Earlier(
         "cpu", InBand(_acc("raw"), 0.68, 0.74), _AUDIT,
         "the cpu runs failed this band and the claim was then shown as 'not run (profile)' while ltfn12 was "
         "judged on the same runs; now a declared cpu analogue")],
     ("counting_from_scratch", ""): [Earlier(
-        "cpu", AllOf(AtLeast(M("part1_small", "acc_stage1", "%"), 0.85), AtMost(M("part1_large", "acc_stage1", "%"), 0.50),
+        "cpu", AllOf(AtLeast(M("part1_small", "acc_stage1", "%"), 0.85), AtMost(M("part1_large", "acc_stage1", "%"),
+                                                                                0.50),
                      AtLeast(M("part2", "perfect"), 0.5)), _AUDIT,
         "the control asked whether the posts' pretrained outcomes also appear from scratch, so 'not reproduced' "
         "meant what transfer_from_scratch called 'reproduced'; both controls now state one hypothesis: from "

@@ -4,7 +4,8 @@ Every run records its environment (torch / torchvision / CUDA versions, device m
 deterministic flag, threads; ``harness.device.environment``) and its hash, which resume keys on, so runs from
 different environments coexist in one store and never stand in for each other. Here the store is split by
 environment: each environment's runs and verdicts are re-derived on their own (each verdict from its own
-runs; one decided by an earlier decision code is shown as it was recorded), and each claim decided in more than one environment
+runs; one decided by an earlier decision code is shown as it was recorded), and each claim decided in more than one
+environment
 gets a row: its verdict in each, its rule's numbers in each, whether the verdict is stable or flips (flips
 first), and which of the rule's metrics moved between environments by more than their seed-to-seed spread.
 
@@ -109,10 +110,9 @@ def _moved(rows_by_env: dict[str, dict], runs: dict[str, dict], profile: str) ->
     return moved
 
 
-def stability(records: list[dict]) -> tuple[dict[str, dict], list[dict]]:
-    """(environments by hash, one row per (profile, claim, variant) decided in two or more of them)."""
-    from harness.report import collect  # the report's own re-derivation, environment by environment
-
+def stability(records: list[dict], collect) -> tuple[dict[str, dict], list[dict]]:
+    """(environments by hash, one row per (profile, claim, variant) decided in two or more of them); ``collect``
+    is the report's own re-derivation (records -> profile -> claim -> row), applied environment by environment."""
     runs = run_index(records)
     envs = environments(records)
     per_env = {env: collect(recs) for env, recs in split_by_env(records).items()}
@@ -132,15 +132,16 @@ def stability(records: list[dict]) -> tuple[dict[str, dict], list[dict]]:
     return envs, rows
 
 
-def render(records: list[dict], store_path: str, header: str, table) -> str:
+def render(records: list[dict], store_path: str, header: str, table, collect) -> str:
     """The stability page's markdown (``table`` is the report's markdown-table helper)."""
-    envs, rows = stability(records)
+    envs, rows = stability(records, collect)
     used = sorted({e for r in rows for e in r["verdicts"]}, key=lambda e: env_label(envs.get(e, {})))
     out = [header.format(store=store_path), "# Verdict stability across environments\n",
            "[back to the index](README.md)\n",
            "Each claim decided in more than one environment of the store, with its verdict and its rule's numbers "
            "in each. Each environment's verdicts are re-derived from its own runs alone (verdicts of an earlier "
-           "decision code as recorded: they are not yet confirmed under the current one). *Stable* means the same verdict everywhere; flips come first. *Moved beyond seed "
+           "decision code as recorded: they are not yet confirmed under the current one). *Stable* means the same "
+           "verdict everywhere; flips come first. *Moved beyond seed "
            "spread* names the rule's metrics whose mean over seeds differs between two environments by more "
            "than the larger seed-to-seed standard deviation, even where the verdict holds.\n"]
     if not rows:

@@ -114,7 +114,8 @@ def _evaluate_stacked(batched, params, buffers, data, batch_size: int, loss_fn, 
     return acc
 
 
-def train_stacked_runs(models: Sequence[nn.Module], make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
+def train_stacked_runs(models: Sequence[nn.Module], make_optimizer: Callable[[list[torch.Tensor]],
+                                                                             torch.optim.Optimizer],
                        train_data, valid_data, cfg: TrainConfig, *, loss_fn=F.cross_entropy,
                        label: str = "stacked", on_step: Callable[[int, torch.Tensor], None] | None = None
                        ) -> tuple[list[RunResult], torch.optim.Optimizer, dict]:

@@ -213,7 +213,8 @@ class Store:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
         nums = [i for i, _ in bad]
-        notice(f"{self.path}: moved {len(nums)} damaged line(s) (not JSON; line(s) {', '.join(map(str, nums[:10]))}) to "
+        where = ", ".join(map(str, nums[:10]))
+        notice(f"{self.path}: moved {len(nums)} damaged line(s) (not JSON; line(s) {where}) to "
                f"{STORE_FILE}.damaged; every other record is kept")
         return nums
 

@@ -179,7 +179,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batch,
     """Train ``model`` in place on tensors already on its device; return the run record.
 
     ``transform(x, generator)`` augments a training batch on the device (with ``augment_generator`` when
-    given, so augmentation and data order can be varied apart; by default one generator draws both); ``valid_transform(x)`` prepares
+    given, so augmentation and data order can be varied apart; by default one generator draws both);
+    ``valid_transform(x)`` prepares
     an evaluation batch. ``scheduler.step()`` runs after every optimiser step. ``on_step(k, loss)``
     sees each step's (unsynchronised) loss tensor.
     """

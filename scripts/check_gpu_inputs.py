@@ -30,7 +30,8 @@ def main() -> int:
         if not torch.cuda.is_available():
             print("check: CUDA is not available on this machine", file=sys.stderr)
             return 2
-        print(f"check: {torch.cuda.get_device_name(0)}, {torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB")
+        gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+        print(f"check: {torch.cuda.get_device_name(0)}, {gib:.0f} GiB")
     from fixtures.data import DataCorrupt, check_sha256sums
 
     data = Path(args.data)

@@ -110,7 +110,8 @@ def test_posts_pretrained_claim_runs_with_a_weights_file(tmp_path):
     assert len(runs) == 1 and runs[0]["config"]["pretrained"] and runs[0]["config"]["arch"] == "resnet34"
     assert len(runs[0]["stages"]) == 2 and "error_rate" in runs[0]["stages"][0]["history"][-1]
     assert recs[-1]["kind"] == "verdict" and "would-be outcome" in recs[-1]["reason"]
-    assert recs[-1]["label"] == "user-supplied weights, not the posts'" and runs[0]["config"]["weights"] == recs[-1]["label"]
+    assert recs[-1]["label"] == "user-supplied weights, not the posts'"
+    assert runs[0]["config"]["weights"] == recs[-1]["label"]
 
 
 def test_transfer_runs_on_a_user_folder_and_a_missing_one_is_not_run(tmp_path):
@@ -121,11 +122,13 @@ def test_transfer_runs_on_a_user_folder_and_a_missing_one_is_not_run(tmp_path):
     for cls in ("a", "b"):
         (tmp_path / "pets" / cls).mkdir(parents=True)
         for i in range(12):
-            Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "pets" / cls / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (40, 50, 3),
+                                         dtype=np.uint8)).save(tmp_path / "pets" / cls / f"{i}.png")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu", "CLAIMBENCH_OFFLINE": "1"}
     env = {k: v for k, v in env.items() if not k.startswith("CLAIMBENCH_FOLDER_") and k != "CLAIMBENCH_DATA_DIR"}
     base = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_transfer.py"), "-rA", "-p",
-            "no:cacheprovider", "--profile", "smoke", "--report-dir", str(tmp_path / "rep"), "-k", "transfer_from_scratch"]
+            "no:cacheprovider", "--profile", "smoke", "--report-dir", str(tmp_path / "rep"), "-k",
+            "transfer_from_scratch"]
     r = subprocess.run(base + ["--folder", f"paintings={tmp_path / 'pets'}", "--folder",
                                f"kittencat={tmp_path / 'pets'}"], cwd=ROOT, capture_output=True, text=True,
                        timeout=600, env=env)
@@ -346,7 +349,8 @@ def test_the_main_command_writes_the_users_own_report_and_leaves_the_published_o
 
     before = digest(copy / "reports")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMBENCH_")}
-    env.update(PYTHONPATH=str(copy), CLAIMBENCH_DEVICE="cpu", CLAIMBENCH_OFFLINE="1", CLAIMBENCH_HOME=str(tmp_path / "home"))
+    env.update(PYTHONPATH=str(copy), CLAIMBENCH_DEVICE="cpu", CLAIMBENCH_OFFLINE="1",
+               CLAIMBENCH_HOME=str(tmp_path / "home"))
     cmd = [sys.executable, "-m", "pytest", "benchmarks", "--profile", "cpu", "--claims", "ltfn9_checkpoint_184mb",
            "--benchmark-disable", "-p", "no:cacheprovider", "-q"]
     r = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=600, env=env)

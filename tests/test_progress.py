@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _run_in_pty(env: dict, tmp_path) -> str:
     master, slave = os.openpty()
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_params.py"), "-k", "ltfn9_checkpoint_184mb", "--profile", "smoke",
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_params.py"), "-k", "ltfn9_checkpoint_184mb",
+           "--profile", "smoke",
            "--report-dir", str(tmp_path / "rep"), "-p", "no:cacheprovider", "-q"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
     os.close(slave)

@@ -151,7 +151,8 @@ def test_rules_round_trip_and_hash_by_content():
     rule = AllOf(InBand(ACC, 0.68, 0.74), Greater(M("a", "acc"), M("b", "acc"), margin=0.05, paired=True, claimed=0.07))
     again = R.from_dict(rule.to_dict())
     assert again.hash == rule.hash and again.render() == rule.render()
-    moved = AllOf(InBand(ACC, 0.68, 0.75), Greater(M("a", "acc"), M("b", "acc"), margin=0.05, paired=True, claimed=0.07))
+    moved = AllOf(InBand(ACC, 0.68, 0.75), Greater(M("a", "acc"), M("b", "acc"), margin=0.05, paired=True,
+                                                   claimed=0.07))
     assert moved.hash != rule.hash
     assert "68.00%" in rule.render() and "74.00%" in rule.render() and "paired t" in rule.render()
     with pytest.raises(ValueError, match="unknown rule type"):

@@ -188,7 +188,8 @@ def _claims(tmp_path, *args):
 def _stored(tmp_path):
     import json
     rows = [json.loads(x) for x in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
-    return {(r["arm"], r["seed"]): r for r in rows if r["kind"] == "run" and r["experiment"].startswith("convnet-train")}
+    return {(r["arm"],
+             r["seed"]): r for r in rows if r["kind"] == "run" and r["experiment"].startswith("convnet-train")}
 
 
 @pytest.mark.data
@@ -213,7 +214,8 @@ def test_a_claim_stores_each_stacked_seed_as_its_own_run_and_resumes_a_partial_g
         assert abs(ma["test_cost"] - mb["test_cost"]) < 1e-4 * abs(ma["test_cost"]), (key, ma, mb)
         assert abs(ma["test_acc"] - mb["test_acc"]) <= 0.002 + 1e-9, (key, ma, mb)  # one of 500 images may flip
     # the second --stack on session found seeds 0 and 1 stored and trained seed 2 alone (a group of one)
-    runs = [x for x in (tmp_path / "on" / "rep" / "store" / "runs.jsonl").read_text().splitlines() if '"kind": "run"' in x or '"kind":"run"' in x]
+    lines = (tmp_path / "on" / "rep" / "store" / "runs.jsonl").read_text().splitlines()
+    runs = [x for x in lines if '"kind": "run"' in x or '"kind":"run"' in x]
     assert len(runs) == 9, len(runs)
 
 
