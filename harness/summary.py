@@ -1,0 +1,139 @@
+"""Short forms of verdicts for readers: a row's headline number, what a profile taught us, a machine-readable
+export of every verdict, and paths made safe to publish.
+
+The family pages keep every detail; these are the index's narrow cells and the files people load in pandas.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+from harness.verdict import LABELS, NOT_REPRODUCED, NOT_RUN, REPRODUCED
+
+EXPORT_FIELDS = ("claim_id", "variant", "profile", "verdict", "outcome", "decided_by", "identity", "rule_hash",
+                 "decision_version", "alpha", "ours", "n", "seeds", "recorded_at")
+
+
+def shorten(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1].rstrip(" ,;([") + "…"
+
+
+def headline(rec: dict, width: int = 44) -> str:
+    """The one number a reader wants for a row, in the posts' unit: the first check's observation without its
+    test statistics (a comparison as its difference with the interval), else the stored summary."""
+    checks = [c for c in rec.get("checks") or [] if c.get("observed")]
+    text = ""
+    for c in checks:
+        if c.get("level") is not None:  # decided by an interval: its observation carries the interval
+            text = c["observed"].split(", p = ")[0].split(", TOST p")[0]
+            text = re.sub(r"\s*\((\d+(?:\.\d+)?)% (?:t-interval|CI)\)", r" (\1% CI)", text)
+            text = re.sub(r"\(n=(\d+), (\d+(?:\.\d+)?)% t-interval\)", r"(n=\1, \2% CI)", text)
+            break
+    if not text and checks:
+        first = checks[0]["observed"]
+        values = first.split(", ")
+        nums = [_number(v) for v in values]
+        if len(values) > 1 and len(set(values)) == 1:
+            text = f"{values[0]} (all {len(values)} seeds)"
+        elif len(values) > 1 and all(x is not None for x in nums):
+            lo, hi = min(range(len(nums)), key=nums.__getitem__), max(range(len(nums)), key=nums.__getitem__)
+            text = f"{values[lo]} to {values[hi]} ({len(values)} seeds)"
+        else:
+            text = first
+    if not text:
+        text = rec.get("ours") or "-"
+    text = text.split(", p = ")[0].split("; MDD")[0]
+    text = re.sub(r"\[(\S+) pts, (\S+) pts\]", r"[\1, \2] pts", text)
+    text = re.sub(r"^diff (\S+) pts \[", r"diff \1 [", text)
+    return shorten(text, width)
+
+
+def _number(text: str) -> float | None:
+    m = re.fullmatch(r"\s*(-?[\d,]*\.?\d+(?:e[-+]?\d+)?)\s*(%|pts|MiB)?\s*", text)
+    if not m:
+        return None
+    try:
+        return float(m.group(1).replace(",", ""))
+    except ValueError:
+        return None
+
+
+def outcome(rec: dict, analogue: bool) -> str:
+    v = rec.get("verdict", NOT_RUN)
+    if analogue:
+        return {REPRODUCED: "analogue held", NOT_REPRODUCED: "analogue failed"}.get(v, f"analogue {LABELS[v]}"
+                                                                                    if v != NOT_RUN else LABELS[v])
+    return LABELS.get(v, v)
+
+
+def learned(rows: list[dict], is_analogue) -> list[str]:
+    """Bullets generated from the decided rows of a profile: what held, what did not, what stays open."""
+    groups: dict[str, list[str]] = {"held": [], "failed": [], "open": []}
+    for r in rows:
+        rec = r["rec"]
+        if not r["recs"] or rec.get("unconfirmed") or rec.get("verdict") == NOT_RUN:
+            continue
+        c = r["claim"]
+        what = c.claim.rstrip(".")
+        scale = " (scaled-down analogue)" if is_analogue(rec) else ""
+        line = f"{what}{scale}: ours {headline(rec, 60)}"
+        key = {REPRODUCED: "held", NOT_REPRODUCED: "failed"}.get(rec["verdict"], "open")
+        groups[key].append(line)
+    out = []
+    for key, title in (("held", "Held"), ("failed", "Did not hold"), ("open", "Still open (more seeds would decide)")):
+        if groups[key]:
+            out.append(f"**{title}.** " + " · ".join(groups[key]))
+    return out
+
+
+def export_rows(by_profile: dict[str, dict], is_analogue) -> list[dict]:
+    """One row per (profile, claim, variant) shown on the index, with what decided it."""
+    rows = []
+    for profile, recs in by_profile.items():
+        for (cid, var), rec in sorted(recs.items()):
+            ana = bool(rec.get("arms")) and is_analogue(rec)
+            status = "not yet confirmed" if rec.get("unconfirmed") else outcome(rec, ana)
+            seeds = rec.get("seeds") or []
+            rows.append({"claim_id": cid, "variant": var, "profile": profile, "verdict": rec.get("verdict"),
+                         "outcome": status, "decided_by": rec.get("decided_by", ""),
+                         "identity": rec.get("identity", ""), "rule_hash": rec.get("rule_hash", ""),
+                         "decision_version": str(rec.get("decision_version", "")), "alpha": rec.get("alpha", ""),
+                         "ours": " ".join(str(rec.get("ours", "")).split()), "n": len(seeds) if rec.get("arms") else 0,
+                         "seeds": " ".join(map(str, seeds)), "recorded_at": rec.get("recorded_at", "")})
+    return rows
+
+
+def export_files(rows: list[dict]) -> dict[str, str]:
+    """verdicts.json and verdicts.csv (same rows)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in EXPORT_FIELDS})
+    return {"verdicts.json": json.dumps(rows, indent=1, sort_keys=True, default=str) + "\n",
+            "verdicts.csv": buf.getvalue()}
+
+
+_ABS = re.compile(r"(?<![\w.~])(/(?:[\w.@+-]+/)+[\w.@+-]*)")
+
+
+def publishable(text: str, root: Path | None = None) -> str:
+    """A string fit for a published page: the checkout's paths relative, the home folder as ~, any other
+    absolute path cut to its last two parts (a reader's machine has other folders anyway)."""
+    if not text:
+        return text
+    home = str(Path.home())
+    if root is not None:
+        text = text.replace(str(root) + os.sep, "")
+    text = text.replace(home + os.sep, "~/")
+
+    def cut(m: re.Match) -> str:
+        parts = [p for p in m.group(1).split("/") if p]
+        return "…/" + "/".join(parts[-2:]) if len(parts) > 2 else m.group(1)
+
+    return _ABS.sub(cut, " ".join(text.split()))
