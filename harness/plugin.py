@@ -163,16 +163,45 @@ class ClaimBench:
     stored_elsewhere: bool = False  # pytest-xdist controller: a worker stored runs (the report is built here)
     planned: int = 0  # claim tests selected for this session
     started: float = field(default_factory=time.perf_counter)  # every claim id with a test, before -k / --claims
+    trained_runs: int = 0
+    resumed_runs: int = 0
+    trained_s: float = 0.0
+    training_claims: int = 0  # claims that trained at least one run (the pace of the ETA)
+    idle_s: float = 0.0  # time spent on claims that trained nothing (left out of the pace)
+    _trained_before: int = 0
+    _claim_started: float = field(default_factory=time.perf_counter)
 
-    def claim_done(self) -> None:
-        """A line per claim: how many of the session's claims are decided and the time left at this pace."""
+    def count_run(self, rec: dict) -> None:
+        """A run this session asked for: trained here (with its seconds) or resumed from the store."""
+        if rec.get("resumed"):
+            self.resumed_runs += 1
+        else:
+            self.trained_runs += 1
+            self.trained_s += float(rec.get("wall_s") or 0.0)
+
+    def claim_done(self, rec: dict) -> None:
+        """A line per claim: which claim of how many, its outcome, runs trained and resumed so far, and the time
+        left at the pace of the claims that trained (instant ones, resumed or not run, do not make it look fast)."""
+        trained_now = self.trained_runs - self._trained_before
+        self._trained_before = self.trained_runs
+        if trained_now:
+            self.training_claims += 1
         if os.environ.get("CI") or not self.planned:
             return
         done = len(self.session_verdicts)
         elapsed = time.perf_counter() - self.started
-        left = elapsed / done * max(0, self.planned - done)
-        self.announce(f"claimbench: {done}/{self.planned} claims done, {elapsed / 60:.1f} min elapsed, "
-                      f"about {left / 60:.0f} min left at this pace")
+        name = rec["claim_id"] + (f"-{rec['variant']}" if rec.get("variant") else "")
+        outcome = LABELS[rec["verdict"]] + (" (exploratory)" if rec.get("exploratory") else "")
+        left = ""
+        if self.training_claims:
+            per = (elapsed - self.idle_s) / self.training_claims
+            left = f", about {per * max(0, self.planned - done) / 60:.0f} min left at {per / 60:.1f} min per claim"
+        self.announce(f"claimbench: [{done}/{self.planned}] {name}: {outcome} | runs {self.trained_runs} trained "
+                      f"({self.trained_s / 60:.1f} min), {self.resumed_runs} resumed | {elapsed / 60:.1f} min "
+                      f"elapsed{left}")
+        if not trained_now:
+            self.idle_s += time.perf_counter() - self._claim_started
+        self._claim_started = time.perf_counter()
 
     @property
     def store(self) -> Store:
@@ -231,6 +260,7 @@ class ClaimContext:
         if ex is None or ex.name == "inline":
             out = self.bench.store.run(**call)
             self._calls[out["run_id"]] = call
+            self.bench.count_run(out)
             return out
         # another process or host trains it; reading the returned run's fields waits for it
         remote = {k: v for k, v in call.items() if k != "session"}
@@ -240,6 +270,7 @@ class ClaimContext:
 
         def done(pending, rec):
             self._calls[rec["run_id"]] = call
+            self.bench.count_run(rec)
 
         return PendingRun(ex.submit(str(self.bench.store.root), remote, setup), call, done)
 
@@ -273,6 +304,7 @@ class ClaimContext:
             fn = (lambda r=results[seed]: r) if seed in results else call["fn"]
             rec = store.run(**{**call, "fn": fn})
             self._calls[rec["run_id"]] = call
+            self.bench.count_run(rec)
             out.append(rec)
         return out
 
@@ -385,7 +417,7 @@ class ClaimContext:
         }
         self.bench.store.append(rec)
         self.bench.session_verdicts.append(rec)
-        self.bench.claim_done()
+        self.bench.claim_done(rec)
         label = f"{self.case}: {LABELS[verdict]}" + (f" [{self.label}]" if self.label else "")
         if verdict == NOT_RUN:
             if smoke_note:

@@ -42,5 +42,10 @@ def test_bar_is_drawn_on_a_terminal_and_silent_in_ci(tmp_path):
     base.update(PYTHONPATH=str(ROOT), CLAIMBENCH_DEVICE="cpu")
     shown = _run_in_pty(base, tmp_path)
     assert "vgg adam steps" in shown and "step/s" in shown, shown[-2000:]
+    # the claim line: which claim of how many, its outcome, runs trained (and their minutes) and resumed so far
+    assert "claimbench: [1/1] ltfn9_checkpoint_184mb: not run | runs 1 trained (" in shown, shown[-2000:]
+    assert "0 resumed" in shown and "min left at" in shown
     quiet = _run_in_pty({**base, "CI": "true"}, tmp_path)
     assert "passed" in quiet and "step/s" not in quiet, quiet[-2000:]
+    again = _run_in_pty(base, tmp_path)  # the same claim again: its run is resumed, not counted as trained
+    assert "runs 0 trained (0.0 min), 1 resumed" in again, again[-2000:]
