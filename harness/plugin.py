@@ -51,6 +51,7 @@ PUBLISHED = ROOT / "reports"  # the published report: written only with --publis
 USER_RESULTS = ROOT / "results"  # a user's own runs and report (untracked)
 STATE_KEY = pytest.StashKey["ClaimBench"]()
 FOLDER_DATASETS = ("paintings", "kittencat")  # the image-folder datasets --folder may replace
+MANY_SEEDS = 20  # --seeds above this per arm needs --yes at a profile that decides (hours of runs)
 # which claims read a dataset (marker `data`) and which are slow within their profile (marker `slow`: minutes
 # on 2 CPU cores at the cpu profile), so `-m "not slow"` and `-m "not data"` select what a user expects
 DATA_FAMILIES = {"init", "vgg_mnist", "cifar", "transfer"}
@@ -107,6 +108,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--fresh", action="store_true", default=False,
                 help="re-run every run instead of resuming finished ones from the store")
     g.addoption("--claims", default=None, help="comma-separated claim ids to run (others deselected)")
+    g.addoption("--yes", action="store_true", default=False,
+                help=f"go ahead with --seeds above {MANY_SEEDS} per arm (hours of runs at the cpu or full profile)")
     g.addoption("--vary", default=None,
                 help="all (default) | init | split | order | augment: let one source of randomness follow the seed "
                      "and hold the others at seed 0's values, to see which drives the seed-to-seed spread "
@@ -476,6 +479,11 @@ def pytest_configure(config: pytest.Config) -> None:
         set_precision(opt("--precision"), device, default="fp32" if profile.name == "smoke" else "auto")
         set_deterministic(bool(opt("--deterministic")) or _env_flag("CLAIMBENCH_DETERMINISTIC"))
         claims = parse_claim_ids(opt("--claims"))
+        if seeds is not None and len(seeds) > MANY_SEEDS and profile.gives_verdicts and not opt("--yes"):
+            raise UsageError(f"--seeds asks for {len(seeds)} seeds per arm: every arm of every selected claim trains "
+                             f"{len(seeds)} runs, about {len(seeds) / 5:.0f}x the default (the {profile.name} "
+                             f"profile's budgets use 5 per compared arm; at cpu that default takes about 25 minutes on "
+                             f"2 cores, fp32 about twice). Add --yes to go ahead, or narrow it with --claims")
         vary = (opt("--vary") or os.environ.get("CLAIMBENCH_VARY") or "all").strip().lower()
         if vary not in VARY:
             raise UsageError(f"unknown --vary {vary!r}; valid values: {', '.join(VARY)}")

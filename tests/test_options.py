@@ -84,6 +84,7 @@ USAGE_ERRORS = [  # (options, what the message must say)
     (("--report-dir", "reports"), "add --publish to write into it on purpose"),
     (("--publish", "--report-dir", "/tmp/elsewhere"), "cannot go with --report-dir"),
     (("--report-dir", "/proc/claimbench-report"), "cannot be written"),
+    (("--seeds", "100"), "--seeds asks for 100 seeds per arm"),
 ]
 
 

@@ -198,3 +198,21 @@ def test_random_crop_label_noise_matches_the_geometry():
     assert 0.20 <= crop["touched"] <= 0.29 and 0.03 <= crop["removed"] <= 0.08  # CLAIMS.md: 24-25% and 5%
     full = crop_label_noise(centres, sizes, 224, torch.Generator().manual_seed(0), geometry=True)
     assert full["touched"] > crop["touched"]
+
+
+@pytest.mark.parametrize("content", ["text", "tensor", "list"])
+def test_a_weights_file_that_is_not_a_state_dict_is_refused_in_one_line(tmp_path, content):
+    import torch
+
+    from harness.recipe import WeightsUnavailable, resnet34_imagenet_state
+
+    path = tmp_path / "weights.pth"
+    if content == "text":
+        path.write_text("this is not a checkpoint\n")
+    elif content == "tensor":
+        torch.save(torch.zeros(3), path)
+    else:
+        torch.save([1, 2, 3], path)
+    with pytest.raises(WeightsUnavailable) as e:
+        resnet34_imagenet_state(path, allow_download=False)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
