@@ -67,7 +67,7 @@ def test_verdicts_map_to_outcomes_and_reach_the_report(tmp_path):
             assert v["rule_hash"] and v["rule"]["type"] == "at_least" and len(v["arms"]["arm"]) == 2
             assert set(v["code"]) == {"commit", "dirty"}
     index = (tmp_path / "rep" / "README.md").read_text()
-    assert "## Profile `cpu`" in index and "not run (device)" in index
+    assert "## Profile `cpu`" in index and "Not run at this profile: device:" in index
 
 
 def test_smoke_never_gives_a_verdict_and_seeds_override(tmp_path):
