@@ -263,7 +263,7 @@ class ClaimContext:
         if ex is None or ex.name == "inline":
             out = self.bench.store.run(**call)
             self._calls[out["run_id"]] = call
-            self.bench.count_run(out)
+            self._count(out)
             return out
         # another process or host trains it; reading the returned run's fields waits for it
         remote = {k: v for k, v in call.items() if k != "session"}
@@ -273,9 +273,15 @@ class ClaimContext:
 
         def done(pending, rec):
             self._calls[rec["run_id"]] = call
-            self.bench.count_run(rec)
+            self._count(rec)
 
         return PendingRun(ex.submit(str(self.bench.store.root), remote, setup), call, done)
+
+    def _count(self, rec: dict) -> None:
+        """Tell the session about a run (the progress line); a stand-in bench without counters is left alone."""
+        count = getattr(self.bench, "count_run", None)
+        if count is not None:
+            count(rec)
 
     def stacking(self, n_seeds: int) -> bool:
         """Whether the seeds of an arm train together here: ``--stack`` (auto: on CUDA), more than one seed,
@@ -307,7 +313,7 @@ class ClaimContext:
             fn = (lambda r=results[seed]: r) if seed in results else call["fn"]
             rec = store.run(**{**call, "fn": fn})
             self._calls[rec["run_id"]] = call
-            self.bench.count_run(rec)
+            self._count(rec)
             out.append(rec)
         return out
 

@@ -200,3 +200,4 @@ def test_workers_die_with_a_killed_controller(tmp_path):
     finally:
         if ctl.poll() is None:
             ctl.kill()
+        ctl.wait(30)
