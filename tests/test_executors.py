@@ -146,10 +146,11 @@ def slow():
     time.sleep(120)
     return {"metrics": {}}
 
-ex = Local(workers=1)
-ex.submit(sys.argv[1], dict(experiment="e", profile="cpu", arm="a", config={}, seed=0, device="cpu",
-                            device_name="CPU", fn=slow), WorkerSetup("fp32", False, "cpu", 1))
-time.sleep(300)
+if __name__ == "__main__":  # spawned workers import this file again: only the controller submits
+    ex = Local(workers=1)
+    ex.submit(sys.argv[1], dict(experiment="e", profile="cpu", arm="a", config={}, seed=0, device="cpu",
+                                device_name="CPU", fn=slow), WorkerSetup("fp32", False, "cpu", 1))
+    time.sleep(300)
 '''
 
 
