@@ -224,7 +224,7 @@ def test_a_reader_gets_narrow_rows_no_paths_no_figure_twice_and_the_re_run_comma
     store.append({"kind": "verdict", "claim_id": "paintings_resnet34_95pct", "variant": "", "primary": True,
                   "profile": "cpu", "verdict": "not_run", "not_run_reason": "weights", "arms": {},
                   "reason": f"no file in torch hub's cache ({Path.home()}/.cache/torch/hub/checkpoints/r34.pth); "
-                            "looked at /work/shared/datasets/paintings", "posts_value": "95%", "ours": "-",
+                            "looked at /srv/claimbench-data/datasets/paintings", "posts_value": "95%", "ours": "-",
                   "seeds": [], "device_name": "CPU", "tables": [], "figures": [], "notes": [],
                   "recorded_at": "2026-11-29T00:00:00+00:00"})
     decided(store, "ltfn9_checkpoint_restore_roundtrip",  # the same figure as ltfn9_checkpoint_184mb's first one
@@ -235,7 +235,7 @@ def test_a_reader_gets_narrow_rows_no_paths_no_figure_twice_and_the_re_run_comma
     assert rows and max(len(r) for r in rows) <= 140, max(rows, key=len)
     for page in (tmp_path / "out").glob("*.md"):
         text = page.read_text()
-        assert str(Path.home()) not in text and "/work/shared" not in text, page.name
+        assert str(Path.home()) not in text and "/srv/claimbench-data" not in text, page.name
     transfer = (tmp_path / "out" / "transfer.md").read_text()
     assert "~/.cache/torch/hub/checkpoints/r34.pth" in transfer and "…/datasets/paintings" in transfer
     params = (tmp_path / "out" / "params.md").read_text()
