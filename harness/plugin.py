@@ -173,6 +173,8 @@ class ClaimBench:
     idle_s: float = 0.0  # time spent on claims that trained nothing (left out of the pace)
     _trained_before: int = 0
     _claim_started: float = field(default_factory=time.perf_counter)
+    current_test: str = ""  # node id of the test now running (its claim line replaces pytest's status letter)
+    lined: set = field(default_factory=set)  # node ids whose outcome a claim line already showed
 
     def count_run(self, rec: dict) -> None:
         """A run this session asked for: trained here (with its seconds) or resumed from the store."""
@@ -202,6 +204,7 @@ class ClaimBench:
         self.announce(f"claimbench: [{done}/{self.planned}] {name}: {outcome} | runs {self.trained_runs} trained "
                       f"({self.trained_s / 60:.1f} min), {self.resumed_runs} resumed | {elapsed / 60:.1f} min "
                       f"elapsed{left}")
+        self.lined.add(self.current_test)
         if not trained_now:
             self.idle_s += time.perf_counter() - self._claim_started
         self._claim_started = time.perf_counter()
@@ -649,6 +652,25 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                        f"30% of the device's dense peak):")
             for line in family_estimates(s.device_name, fams):
                 s.announce("  " + line)
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if s.planned and tr is not None and not os.environ.get("CI") and session.config.get_verbosity() <= 0:
+            tr.showfspath = False  # each claim line names its claim; pytest would re-print the file before each
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    s = item.config.stash.get(STATE_KEY, None)
+    if s is not None:
+        s.current_test = item.nodeid
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """A claim whose line already said its outcome gets no status letter after it (a letter alone on the next
+    line broke the screen); failures keep theirs."""
+    s = config.stash.get(STATE_KEY, None)
+    if (s is None or report.nodeid not in s.lined or report.failed or report.when != "call"
+            or config.get_verbosity() > 0):
+        return None
+    return ("skipped" if report.skipped else "passed"), "", ""
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,14 @@ from fake_cuda import FakeCuda, fake_cuda
 CUDA = torch.device("cuda")
 
 
+@pytest.fixture(autouse=True)
+def _no_bar(monkeypatch):
+    """The training bar reads the loss when it redraws (every 0.5 s, on a terminal): reads bounded by time,
+    which tests/test_progress.py checks. Counted here they made the per-step counts depend on the machine's
+    speed (flaky under load), so these counts are taken with the bar off."""
+    monkeypatch.setenv("CLAIMBENCH_NO_PROGRESS", "1")
+
+
 def test_the_double_fails_where_a_gpu_would():
     """The double itself can fail: mixing raises, .numpy() raises, host reads are counted, .cpu() copies."""
     with fake_cuda() as syncs:
