@@ -5,15 +5,16 @@ import pytest
 
 from fixtures.fastai import USER_WEIGHTS_LABEL
 from harness.recipe import WeightsUnavailable, resnet34_imagenet_state
-from fixtures.data import CIFARData, DataUnavailable, MNISTData, load_cifar10, load_fashion_mnist, load_mnist
+from fixtures.data import (CIFARData, DataCorrupt, DataUnavailable, MNISTData, load_cifar10, load_fashion_mnist,
+                           load_mnist)
 
 
 class Datasets:
-    """Loads each dataset once per session; a missing one is remembered as its DataUnavailable."""
+    """Loads each dataset once per session; a missing or damaged one is remembered as its error."""
 
     def __init__(self, claimbench):
         self.bench = claimbench
-        self._cache: dict[str, MNISTData | CIFARData | DataUnavailable] = {}
+        self._cache: dict[str, MNISTData | CIFARData | DataUnavailable | DataCorrupt] = {}
 
     def get(self, name: str) -> MNISTData | CIFARData:
         if name not in self._cache:
@@ -26,20 +27,23 @@ class Datasets:
                     self._cache[name] = load_fashion_mnist(self.bench.data_dir)
                 else:
                     raise ValueError(f"unknown dataset {name!r}")
-            except DataUnavailable as e:
+            except (DataUnavailable, DataCorrupt) as e:
                 self._cache[name] = e
         got = self._cache[name]
-        if isinstance(got, DataUnavailable):
+        if isinstance(got, Exception):
             raise got
         return got
 
 
     def require(self, ctx, name: str) -> MNISTData | CIFARData:
-        """The dataset, or the claim ends as "not run (data)" naming every path looked at."""
+        """The dataset, or the claim ends as "not run (data)" naming every path looked at; a damaged file also
+        fails the test (one line naming the file), as a damaged image folder does."""
         try:
             return self.get(name)
         except DataUnavailable as e:
             ctx.not_run("data", str(e))
+        except DataCorrupt as e:
+            ctx.not_run("data", f"damaged: {e}", user_error=True)
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +72,8 @@ class Weights:
     def require(self, ctx) -> dict:
         """The state dict, or the claim ends as "not run (weights)" saying what was tried."""
         state = self.get()
-        if state is None:
-            ctx.not_run("weights", str(self._got))
+        if state is None:  # a file the user named that is not usable is their mistake: the test fails, one line
+            ctx.not_run("weights", str(self._got), user_error=bool(self.bench.weights_file))
         if self.origin == USER_WEIGHTS_LABEL:
             ctx.label = USER_WEIGHTS_LABEL  # every verdict decided on them says so
         return state

@@ -80,6 +80,8 @@ def folder(claimbench, ctx, name: str):
         except (DataUnavailable, DataCorrupt) as e:
             _FOLDERS[key] = e
     got = _FOLDERS[key]
+    if isinstance(got, DataCorrupt):
+        ctx.not_run("data", f"damaged: {got}", user_error=True)
     if isinstance(got, Exception):
         ctx.not_run("data", str(got))
     return got

@@ -366,12 +366,15 @@ class ClaimContext:
                  "seed per family is shown on its page)" if precision(self.device) == "bf16" else "")
         return "; ".join(x for x in (self.budget.deviation, extra) if x)
 
-    def not_run(self, reason_kind: str, detail: str) -> NoReturn:
-        """The claim cannot run here (data, weights, device, ...): recorded, and the test is skipped."""
+    def not_run(self, reason_kind: str, detail: str, *, user_error: bool = False) -> NoReturn:
+        """The claim cannot run here (data, weights, device, ...): recorded, and the test is skipped. With
+        ``user_error`` (a damaged data file or folder, a weights file that is not a state dict) it is recorded
+        the same way and the test fails with one line, so the session exits non-zero whatever the family."""
         if reason_kind not in NOT_RUN_REASONS:
             raise ValueError(f"a 'not run' verdict needs a reason among {NOT_RUN_REASONS}, not {reason_kind!r}")
         self._store_and_report({"verdict": NOT_RUN, "not_run_reason": reason_kind, "reason": detail,
-                                "ours": "-", "checks": []}, {}, [], [], [])
+                                "ours": "-", "checks": [], **({"user_error": True} if user_error else {})},
+                               {}, [], [], [])
         raise AssertionError("unreachable")  # skipped above
 
     def decide(self, arms: dict[str, list[dict]], *, tables: list[Table] | None = None,
@@ -432,6 +435,8 @@ class ClaimContext:
         self.bench.claim_done(rec)
         label = f"{self.case}: {LABELS[verdict]}" + (f" [{self.label}]" if self.label else "")
         if verdict == NOT_RUN:
+            if rec.get("user_error"):
+                pytest.fail(f"{label} ({rec['not_run_reason']}): {rec['reason']}", pytrace=False)
             if smoke_note:
                 return  # smoke: the machinery worked, no verdict
             pytest.skip(f"{label} ({rec['not_run_reason']}): {rec['reason']}")

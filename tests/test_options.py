@@ -183,3 +183,54 @@ def test_the_install_id_is_made_once_per_installation(tmp_path, monkeypatch):
     assert dev.environment("CPU")["install_id"] == first and "machine_id" not in dev.environment("CPU")
     monkeypatch.setenv("CLAIMBENCH_HOME", str(tmp_path / "b"))  # another installation, same machine id
     assert dev.install_id() != first
+
+
+def _claim_session(tmp_path, *args):
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("CLAIMBENCH_")}
+    env.update(CLAIMBENCH_OFFLINE="1", CLAIMBENCH_DEVICE="cpu", CLAIMBENCH_HOME=str(tmp_path / "home"))
+    return subprocess.run([sys.executable, "-m", "pytest", "--profile", "smoke", "--report-dir",
+                           str(tmp_path / "rep"), "-p", "no:cacheprovider", "-q", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_damaged_data_file_and_damaged_folder_fail_alike_in_one_line(tmp_path):
+    """A damaged MNIST file and a damaged image folder are the user's input gone wrong: both are recorded as
+    "not run (data)" naming the file, and both fail the session (exit 1) with one line, no traceback."""
+    data = tmp_path / "data"
+    (data / "mnist").mkdir(parents=True)
+    (data / "mnist" / "mnist.npz").write_bytes(b"PK\x03\x04 torn")
+    img = data / "paintings" / "picasso" / "a.png"
+    img.parent.mkdir(parents=True)
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(img)
+    (data / "SHA256SUMS.folders").write_text("0" * 64 + "  paintings/picasso/a.png\n")
+    for target, claim, named in (("benchmarks/test_optimizers.py", "ltfn7_optimizers_on_mnist", "mnist.npz"),
+                                 ("benchmarks/test_transfer.py", "paintings_resnet34_95pct", "a.png")):
+        out = _claim_session(tmp_path, target, "--claims", claim, "--data-dir", str(data))
+        text = out.stdout + out.stderr
+        assert out.returncode == 1, text[-3000:]
+        assert "not run (data): damaged: " in text and named in text, text[-3000:]
+        assert "Traceback" not in text and "raise " not in text, text[-3000:]
+
+
+def test_a_weights_file_that_is_not_a_state_dict_is_refused_in_one_line(tmp_path):
+    """A text file, a tensor, or a dict of non-tensors given as --weights: one line each, exit 1."""
+    files = {"text": tmp_path / "w.txt", "tensor": tmp_path / "t.pth", "strings": tmp_path / "s.pth"}
+    files["text"].write_text("not weights\n")
+    torch.save(torch.zeros(3), files["tensor"])
+    from torchvision.models import resnet34
+    torch.save({k: "x" for k in resnet34(weights=None).state_dict()}, files["strings"])
+    from PIL import Image
+    for painter in ("picasso", "matisse"):
+        folder = tmp_path / "data" / "paintings" / painter
+        folder.mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8, 8), (i * 90, 0, 0)).save(folder / f"{i}.png")
+    expected = {"text": "could not be read as a state dict", "tensor": "holds a Tensor, not a state dict",
+                "strings": "is not a ResNet-34 state dict"}
+    for kind, path in files.items():
+        out = _claim_session(tmp_path, "benchmarks/test_transfer.py", "--claims", "paintings_resnet34_95pct",
+                             "--data-dir", str(tmp_path / "data"), "--weights", str(path))
+        text = out.stdout + out.stderr
+        assert out.returncode == 1 and expected[kind] in text, (kind, text[-3000:])
+        assert "Traceback" not in text and "AttributeError" not in text, (kind, text[-3000:])

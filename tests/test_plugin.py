@@ -84,7 +84,8 @@ def test_smoke_never_gives_a_verdict_and_seeds_override(tmp_path):
 
 def test_posts_pretrained_claim_runs_with_a_weights_file(tmp_path):
     """The fastai claims' real path with ImageNet weights, fed a ResNet-34 state dict saved here (the real
-    weights cannot be downloaded offline): without it the claim is not run (weights), with it it trains."""
+    weights cannot be downloaded offline): without it the claim is not run (weights); with it but without
+    --user-weights the session fails saying so; with both it trains."""
     import torch
     from torchvision.models import resnet34
 
@@ -101,7 +102,8 @@ def test_posts_pretrained_claim_runs_with_a_weights_file(tmp_path):
     assert r.returncode == 0 and "not run (weights)" in r.stdout, r.stdout + r.stderr
     r = subprocess.run(base + ["--weights", str(weights)], cwd=ROOT, capture_output=True, text=True, timeout=600,
                        env=env)
-    assert r.returncode == 0 and "not torchvision's ImageNet weights" in r.stdout, r.stdout + r.stderr
+    # a file the user named that the claim cannot use is their mistake: recorded not run, and exit 1
+    assert r.returncode == 1 and "not torchvision's ImageNet weights" in r.stdout, r.stdout + r.stderr
     r = subprocess.run(base + ["--weights", str(weights), "--user-weights"], cwd=ROOT, capture_output=True,
                        text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
