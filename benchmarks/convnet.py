@@ -12,7 +12,7 @@ from fixtures.activations import activation_report, he_variance_ratio, layer_out
 from fixtures.models import init_convnet4, make_convnet4
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness.device import prepare_model
-from harness.plugin import ClaimContext
+from harness.claim import ClaimContext
 from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.stacked import train_stacked_runs, unstack_optimizer

@@ -21,7 +21,7 @@ from benchmarks.vgg import SCALE, SEEDS, acc, curves, effect_table, run_seeds, s
 from fixtures.models import make_modified_vgg
 from harness.claims import Case
 from harness.device import prepare_model
-from harness.plugin import ClaimBench, ClaimContext
+from harness.claim import ClaimBench, ClaimContext
 from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.train import evaluate, evaluate_while_training

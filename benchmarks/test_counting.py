@@ -46,10 +46,9 @@ from harness.claims import Case
 from harness.device import prepare_model
 from harness.estimate import estimate, train_flops_per_image
 from harness.profiles import Budget
-from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all
-from harness.plugin import ClaimBench, ClaimContext
-from harness.records import Bars, Lines, Strip, Table
+from harness.claim import ClaimBench, ClaimContext
+from harness.records import Bars, Lines, Strip, Table, accuracy_bands, images_figure, lr_finder_figure
 from harness.train import forward
 
 PART1_SMALL = (1, 2, 3, 4, 5)

@@ -30,7 +30,7 @@ import pytest
 from benchmarks.convnet import POSTS_LR, acc_of, budgets, probe, trained, trained_seeds
 from harness import stats
 from harness.claims import Case
-from harness.plugin import ClaimBench
+from harness.claim import ClaimBench
 from harness.records import Lines, Table
 
 MAIN = budgets({"smoke": 1, "cpu": 5, "full": 5})

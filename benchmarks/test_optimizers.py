@@ -28,9 +28,8 @@ from fixtures.surfaces import BEALE_MINIMUM, beale, log_contour_grid, trajectory
 from harness import stats
 from harness.claims import Case
 from harness.profiles import Budget
-from harness.report import accuracy_bands
-from harness.plugin import ClaimBench
-from harness.records import Lines, Paths, Strip, Table
+from harness.claim import ClaimBench
+from harness.records import Lines, Paths, Strip, Table, accuracy_bands
 
 START = (1.0, 1.5)
 SAME = Budget(seeds=1, deviation="")  # deterministic and cheap: every profile runs the posts' setup

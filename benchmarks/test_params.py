@@ -26,7 +26,7 @@ from harness.claims import Case
 from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.train import TrainConfig, train
-from harness.plugin import ClaimBench
+from harness.claim import ClaimBench
 from harness.records import Bars, Table
 
 ROOT = Path(__file__).resolve().parent.parent

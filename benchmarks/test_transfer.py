@@ -29,10 +29,9 @@ from harness import stats
 from harness.claims import Case
 from harness.device import prepare_model
 from harness.profiles import Budget
-from harness.report import accuracy_bands, images_figure, lr_finder_figure
 from harness.seeding import seed_all, source_seed
-from harness.plugin import ClaimBench, ClaimContext
-from harness.records import Lines, Table
+from harness.claim import ClaimBench, ClaimContext
+from harness.records import Lines, Table, accuracy_bands, images_figure, lr_finder_figure
 
 LR_WINDOW = metric_def("lr_falling_share", "window")  # where the LR finder's falling share is read
 SCALE = {

@@ -8,11 +8,10 @@ import numpy as np
 import torch
 
 from harness import stats
-from harness.plugin import ClaimContext
-from harness.report import accuracy_bands
+from harness.claim import ClaimContext
 from harness.stacked import train_stacked_runs, unstack_optimizer
 from harness.train import TrainConfig, train
-from harness.records import Lines, Strip, Table
+from harness.records import Lines, Strip, Table, accuracy_bands
 
 SCALE = {
     "smoke": dict(vgg_width=0.0625, base_width=0.125, mnist_steps=10, cifar_steps=10, n_train_cifar=2000,

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Optional, Sequence
 
+import numpy as np
+
 
 def _coerce(cls, value):
     return value if isinstance(value, cls) else cls(**value)
@@ -281,3 +283,36 @@ def as_stored(item) -> dict:
     if isinstance(item, (Table, Figure)):
         return item.as_dict()
     raise TypeError(f"hand over tables and figures as harness.records types, not {type(item).__name__}")
+
+
+# figure builders the benchmarks use (from runs as stored)
+
+def accuracy_bands(runs_by_arm: dict[str, list[dict]], x: str = "step", percent: bool = False) -> list[Series]:
+    """"lines" series of accuracy (1 - error_rate) per evaluation point (history key ``x``: "step" or
+    "epoch"): the mean over seeds with a min..max band; runs whose history is shorter than the first
+    run's (diverged) are left out, and arms without runs."""
+    series = []
+    for arm, runs in runs_by_arm.items():
+        if not runs:
+            continue
+        xs = [h[x] for h in runs[0]["history"]]
+        ys = np.array([[1 - h.get("error_rate", 1.0) for h in r["history"]] for r in runs
+                       if len(r["history"]) == len(xs)]) * (100.0 if percent else 1.0)
+        series.append(Series(arm, xs, ys.mean(0).tolist(), lo=ys.min(0).tolist(), hi=ys.max(0).tolist()))
+    return series
+
+
+def lr_finder_figure(title: str, runs: list[dict], span: list[float] | None = None) -> Lines | None:
+    """Each run's LR-finder curve as fastai's recorder.plot() showed it (log lr vs smoothed loss), ``span``
+    shaded (the posts' reading); None when no run has a curve."""
+    series = [Series(f"seed {r['seed']}", r["lr_find"]["plot_lr"], r["lr_find"]["plot_loss"])
+              for r in runs if r.get("lr_find") and r["lr_find"]["plot_lr"]]
+    if not series:
+        return None
+    return Lines(title=title, series=series, xlabel="learning rate", ylabel="smoothed training loss", xlog=True,
+                 vspan=span)
+
+
+def images_figure(title: str, items: list[tuple[str, np.ndarray]]) -> Images:
+    """Sample images (label, HxWx3 array) kept in the record, so the report draws them from the store alone."""
+    return Images.of(title, items)

@@ -173,7 +173,7 @@ def test_empty_store_says_so(tmp_path):
 
 
 def test_pipes_in_cells_are_escaped():
-    assert report._md_table(["a"], [["max |diff| 0"]]).splitlines()[-1] == "| max \\|diff\\| 0 |"
+    assert report.md_table(["a"], [["max |diff| 0"]]).splitlines()[-1] == "| max \\|diff\\| 0 |"
 
 
 @pytest.fixture(scope="module")

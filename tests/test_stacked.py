@@ -222,7 +222,7 @@ def test_a_claim_stores_each_stacked_seed_as_its_own_run_and_resumes_a_partial_g
 def test_a_stack_that_runs_out_of_gpu_memory_trains_its_seeds_one_by_one(tmp_path):
     from types import SimpleNamespace
 
-    from harness.plugin import ClaimContext
+    from harness.claim import ClaimContext
     from harness.store import Store
 
     said = []

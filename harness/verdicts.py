@@ -1,0 +1,127 @@
+"""Which verdict is current, claim by claim, and how it is labelled: the collection of verdict records from a
+store (the latest confirmatory record under today's rule identity, re-derived from its runs), the rows of the
+index (variants combined) and the labels an analogue, a sub-verdict and an unconfirmed row get. Pages are
+rendered from these by ``harness.report``; the terminal comparison reads them through ``harness.compare``.
+"""
+from __future__ import annotations
+
+from harness.claims import Claim
+from harness.decide import as_fields, derive_profile, history, latest_decided, record_version
+from harness.rulebook import decision
+from harness.rules import combine
+from harness.verdict import INCONCLUSIVE, LABELS, NOT_REPRODUCED, NOT_RUN, REPRODUCED
+
+PROFILE_ORDER = ("full", "cpu", "smoke")
+
+ANALOGUE_LABELS = {REPRODUCED: "analogue held", NOT_REPRODUCED: "analogue failed",
+                   INCONCLUSIVE: "analogue inconclusive", NOT_RUN: "not run"}
+PART_LABELS = {REPRODUCED: "held", NOT_REPRODUCED: "failed", INCONCLUSIVE: "undecided",
+               NOT_RUN: "not tested at this profile"}
+UNCONFIRMED = "not yet confirmed"
+
+
+def is_analogue(rec: dict) -> bool:
+    d = decision(rec["claim_id"], rec.get("variant", ""), rec.get("profile", ""))
+    return bool(d is not None and d.analogue)
+
+
+def verdict_label(rec: dict) -> str:
+    if rec.get("unconfirmed"):
+        seeds = ", exploratory seeds" if rec.get("exploratory", True) else ""
+        return (f"{UNCONFIRMED} under the current rule (latest, decision v{record_version(rec)}{seeds}: "
+                f"{LABELS.get(rec['verdict'], rec['verdict'])})")
+    label = (ANALOGUE_LABELS if is_analogue(rec) else LABELS)[rec["verdict"]]
+    if rec["verdict"] == NOT_RUN and rec.get("not_run_reason"):
+        label += f" ({rec['not_run_reason']})"
+    return label
+
+
+def parts_text(rec: dict) -> str:
+    parts = rec.get("parts") or []
+    if len(parts) < 2:
+        return ""
+    return "; ".join(f"{p['name']}: {PART_LABELS[p['verdict']]}" for p in parts)
+
+
+def collect(records: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
+    """Per profile and (claim, variant): the current verdict (the latest confirmatory record under today's rule
+    identity) re-derived from its runs. A later attempt that could not run (missing data, weights, ...) never
+    replaces it and is shown beside it. A claim with verdicts but none under today's identity shows its latest,
+    marked as not yet confirmed; claims never decided show the latest attempt."""
+    out: dict[str, dict[tuple[str, str], dict]] = {}
+    decided: dict[tuple[str, str, str], dict] = {}
+    attempt: dict[tuple[str, str, str], dict] = {}
+    for r in records:
+        if r.get("kind") != "verdict":
+            continue
+        key = (r["profile"], r["claim_id"], r.get("variant", ""))
+        if r.get("arms"):
+            decided[key] = r
+            attempt.pop(key, None)
+        else:
+            attempt[key] = r
+    profiles = sorted({k[0] for k in list(decided) + list(attempt)}, key=PROFILE_ORDER.index)
+    for profile in profiles:
+        derived = derive_profile(records, profile)
+        current = latest_decided(records, profile)
+        rows = {}
+        for (p, cid, var), rec in decided.items():
+            if p != profile:
+                continue
+            row = dict(current.get((cid, var), rec))
+            if (cid, var) in derived:
+                row.update(as_fields(derived[(cid, var)]))
+                if row["verdict"] == NOT_RUN:
+                    row["not_run_reason"] = "profile"
+            elif profile != "smoke":
+                row["unconfirmed"] = True
+            if profile == "smoke":
+                row["verdict"], row["not_run_reason"] = NOT_RUN, "profile"
+            row["attempt"] = attempt.get((p, cid, var))
+            row["history"] = history(records, cid, var, profile) if profile != "smoke" else []
+            rows[(cid, var)] = row
+        for (p, cid, var), rec in attempt.items():
+            if p == profile and (cid, var) not in rows:
+                rows[(cid, var)] = dict(rec, attempt=None, history=[])
+        out[profile] = rows
+    return out
+
+
+def pending_row(claim: Claim, profile: str) -> dict:
+    return {"claim_id": claim.id, "variant": "", "profile": profile, "verdict": NOT_RUN,
+            "not_run_reason": "pending", "reason": "no verdict in this store yet", "ours": "-",
+            "device_name": "-", "recorded_at": "", "primary": True, "decided_by": "-"}
+
+
+def revised_text(rec: dict) -> str:
+    """'revised after data' where the rulebook's history holds an earlier rule, with what confirms the current."""
+    if not rec.get("earlier"):
+        return ""
+    n = sum(len(ids) for ids in (rec.get("arms") or {}).values())
+    if rec.get("unconfirmed") or not n:
+        return "; rule revised after data, not yet confirmed"
+    return f"; rule revised after data, confirmed on {n} runs drawn after the revision"
+
+
+def claim_rows(rows: dict[tuple[str, str], dict], profile: str, claims: list[Claim]) -> list[dict]:
+    """One row per catalogue claim: the primary variants combined; each variant's numbers shown."""
+    out = []
+    for claim in claims:
+        recs = sorted((r for (cid, _v), r in rows.items() if cid == claim.id), key=lambda r: r.get("variant", ""))
+        if not recs:
+            out.append({"claim": claim, "rec": pending_row(claim, profile), "recs": []})
+            continue
+        primary = [r for r in recs if r.get("primary", True)] or recs
+        head = dict(primary[0])
+        if len(primary) > 1:
+            head["ours"] = "; ".join(f"{r['variant']}: {r.get('ours', '-')}" for r in primary)
+            head["verdict"] = combine([r["verdict"] for r in primary])
+            reasons = sorted({r.get("not_run_reason", "") for r in primary if r["verdict"] == NOT_RUN})
+            head["not_run_reason"] = ", ".join(x for x in reasons if x)
+            head["earlier"] = [e for r in primary for e in r.get("earlier", [])]
+            head["decided_by"] = ", ".join(sorted({r.get("decided_by", "-") for r in primary}))
+            head["unconfirmed"] = any(r.get("unconfirmed") for r in primary)
+            head["parts"] = [{"name": r["variant"], "verdict": r["verdict"]} for r in primary]
+        head["recorded_at"] = max(r.get("recorded_at", "") for r in recs)
+        out.append({"claim": claim, "rec": head, "recs": recs})
+    return out
