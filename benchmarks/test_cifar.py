@@ -1,4 +1,4 @@
-"""VGG on CIFAR-10 over repeated seeds (Learn TensorFlow Now parts 10-12; CLAIMS.md C, D8-D10).
+"""VGG on CIFAR-10 over repeated seeds (Learn TensorFlow Now parts 10-12; docs/claims.md C, D8-D10).
 
 * ``ltfn10_cifar_vgg_71pct``: the 3-channel VGG on raw 0-255 CIFAR-10 (the posts' seed-42 shuffle), Adam
   1e-3, 10,000 steps of 100: test accuracy about 71%.

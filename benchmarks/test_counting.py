@@ -1,5 +1,5 @@
 """Counting circles with a CNN classifier (posts "Image Classification with fastai" Part I and "Counting
-Part II"; CLAIMS.md sections A, B, A6-A10, B1-B2).
+Part II"; docs/claims.md sections A, B, A6-A10, B1-B2).
 
 Every run renders its own dataset (seeded, cached under --cache-dir), splits 20% for validation and
 trains with the fastai recipe of ``harness.recipe`` -- stages of ``fit_one_cycle`` exactly as the posts
@@ -73,7 +73,7 @@ DEVIATION = {
     "full": "",
 }
 PERFECT = metric_def("perfect", "max_final_error_rate")  # a run is perfect at or below this final error
-SEEDS = {"smoke": 1, "cpu": 5, "full": 5}  # at least 5 seeds per compared arm (STATISTICS.md)
+SEEDS = {"smoke": 1, "cpu": 5, "full": 5}  # at least 5 seeds per compared arm (docs/statistics.md)
 ABLATION_SEEDS = {"smoke": 1, "cpu": 5, "full": 5}
 BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
 ABLATION_BUDGETS = {p: Budget(seeds=ABLATION_SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
@@ -82,7 +82,7 @@ POSTS_CLAIMS = ("counting_1to5_baseline_86pct", "counting_1to5_finetune_99pct", 
 CASES = [Case(c, BUDGETS) for c in POSTS_CLAIMS] + [
     Case("counting_from_scratch", BUDGETS), Case("counting_part2_ablation", ABLATION_BUDGETS),
     Case("counting_regression_head", BUDGETS), Case("counting_pixel_baseline", BUDGETS)]
-POSTS_ERROR = {  # the posts' error_rate per epoch (CLAIMS.md), all stages of the run in order
+POSTS_ERROR = {  # the posts' error_rate per epoch (docs/claims.md), all stages of the run in order
     "part1_small": [.346, .165, .136] + [.133, .100, .056, .033, .022, .021, .003, .007, .003, .001, .002, .003,
                                          .002, .002, .002],
     "part1_large": [.795833, .711667, .748333],
@@ -424,7 +424,7 @@ def _regression(ctx: ClaimContext, state: dict | None) -> None:
                             for c in OUT_OF_RANGE]), _epoch_table(ok[0])]
     ctx.decide(
         {"classifier": cls, "regression": reg}, tables=tables, figures=figs,
-        notes=["The posts only say regression 'would probably make more sense' (CLAIMS.md B3, A10); this control "
+        notes=["The posts only say regression 'would probably make more sense' (docs/claims.md B3, A10); this control "
                "measures it with Part II's recipe and one output. A diverged regression run scores 0."])
 
 
@@ -503,7 +503,7 @@ def _pixel_baseline(ctx: ClaimContext) -> None:
                  Bars(title="pixel counter accuracy, centre crop", labels=list(results),
                       values=[float(100 * np.mean(v["center"])) for v in results.values()],
                       ylabel="validation accuracy (%)", rotate=15)],
-        notes=["CLAIMS.md's geometry simulation of the crop alone gives 24-25% touched and 5% removed for 45-50 "
+        notes=["A geometry simulation of the crop alone (no rendering) gives 24-25% touched and 5% removed for 45-50 "
                "circles; the 'all' row adds flip, rotation, zoom and warp as drawn by the training pipeline.",
                "The renderer speed is measured in this test (best of 3), not decided; the pytest-benchmark "
                "numbers are in benchmarks/test_speed.py."])

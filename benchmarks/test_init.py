@@ -1,4 +1,4 @@
-"""Weight initialisation vs activation scale on the MNIST ConvNet (Learn TensorFlow Now part 6; CLAIMS.md C,
+"""Weight initialisation vs activation scale on the MNIST ConvNet (Learn TensorFlow Now part 6; docs/claims.md C,
 D1-D3). The runs themselves are ``benchmarks/convnet.py`` (shared with the optimiser family).
 
 The part 6 ConvNet (conv64-conv64-pool-conv128-conv128-pool-FC10, 321,738 parameters) trained as the

@@ -1,4 +1,4 @@
-"""Optimisers (Learn TensorFlow Now part 7; CLAIMS.md D4): on a 2-D surface, and on the MNIST ConvNet.
+"""Optimisers (Learn TensorFlow Now part 7; docs/claims.md D4): on a 2-D surface, and on the MNIST ConvNet.
 
 The post's animation ran SGD, momentum and Adam on the Beale function from (1, 1.5) for 120 steps (the
 repository's script: 100). Three sub-claims, each decided on its own by its rule in ``harness.rulebook``, at both

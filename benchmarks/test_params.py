@@ -1,4 +1,4 @@
-"""Parameter tables and checkpoints (Learn TensorFlow Now parts 8 and 9; CLAIMS.md D6, D7).
+"""Parameter tables and checkpoints (Learn TensorFlow Now parts 8 and 9; docs/claims.md D6, D7).
 
 * ``ltfn8_vgg_param_tables``: the posts' two tables (VGG-16; the modified VGG for 28x28x1 MNIST) against
   the networks built here: per-layer weight counts and output shapes, every mismatch listed as an erratum.
@@ -58,7 +58,7 @@ MODIFIED_POSTS = [
 POSTS_VGG16_WEIGHTS = 138_344_128
 POSTS_MODIFIED_WEIGHTS = 16_062_144  # the sum of the posts' own rows
 # TF 1.x Saver's data file for the modified VGG (3-channel rows of the posts): 16,062,144 weights + biases as
-# float32, Adam's m and v for each, and Adam's two beta-power scalars (CLAIMS.md D7).
+# float32, Adam's m and v for each, and Adam's two beta-power scalars (docs/claims.md D7).
 TF_CHECKPOINT_BYTES = 192_813_440
 
 SAME = Budget(seeds=1)

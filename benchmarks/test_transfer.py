@@ -1,4 +1,4 @@
-"""Transfer learning on the posts' folder datasets (post "Image Classification with fastai"; CLAIMS.md
+"""Transfer learning on the posts' folder datasets (post "Image Classification with fastai"; docs/claims.md
 section A, A1-A5): impressionist vs modernist paintings (200 images) and cats vs kittens (330 used).
 
 Each seed is one random 80/20 split (the posts' validation sets are 40 and 66 images, so a single split
@@ -51,7 +51,7 @@ DATASET_OF = {"paintings_resnet34_95pct": "paintings", "paintings_finetune_100pc
               "kittencat_finetune_92pct": "kittencat"}
 CASES = [Case(c, BUDGETS) for c in DATASET_OF] + [Case("transfer_from_scratch", BUDGETS)]
 VARIES = ("init", "split", "order", "augment")  # the sources --vary can isolate in this family's runs
-POSTS_ERROR = {  # the posts' error_rate per epoch: 5 frozen epochs, then 15 unfrozen (CLAIMS.md A1-A5)
+POSTS_ERROR = {  # the posts' error_rate per epoch: 5 frozen epochs, then 15 unfrozen (docs/claims.md A1-A5)
     "paintings": [.225, .100, .100, .050, .050] + [.025] * 14 + [0.0],
     "kittencat": [.378788, .136364, .136364, .151515, .136364] + [.121, .121, .136, .136, .136, .121, .121, .106,
                                                                    .091, .091, .076, .076, .076, .076, .076],

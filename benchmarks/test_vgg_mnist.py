@@ -1,4 +1,4 @@
-"""VGG vs the part 6 ConvNet on MNIST over repeated seeds (Learn TensorFlow Now part 8; CLAIMS.md C, D5).
+"""VGG vs the part 6 ConvNet on MNIST over repeated seeds (Learn TensorFlow Now part 8; docs/claims.md C, D5).
 
 ``ltfn8_mnist_vgg_979_vs_973``: the modified VGG (MNIST zero-padded to 32x32) against the "previous best",
 the part 6 ConvNet with He/Xavier init; both Adam 1e-3, batch 100, 1,000 contiguous steps. Posts: 97.9% vs
@@ -94,5 +94,5 @@ def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
         notes=[f"With the posts' flawed evaluation (training on test batches): VGG {100 * bug['vgg']:.2f}%, "
                f"ConvNet {100 * bug['convnet']:.2f}% (clean: {np.mean(a):.2f}% / {np.mean(b):.2f}%).",
                "The previous best is taken to be part 7's ConvNet with He/Xavier init and Adam 1e-3 for "
-               "1,000 steps (CLAIMS.md D5: plausible, not verified). The arms share no randomness (different "
+               "1,000 steps (docs/claims.md D5: plausible, not verified). The arms share no randomness (different "
                "networks), so the rule compares them unpaired."])

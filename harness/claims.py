@@ -1,4 +1,4 @@
-"""The catalogue of claims: one record per canonical claim id (from the shared CLAIMS.md).
+"""The catalogue of claims: one record per canonical claim id (rendered as docs/claims.md by harness.catalogue).
 
 Claims are paraphrased, never quoted; the posts' numbers carry over. Per-profile budgets live next to
 each claim's test in ``benchmarks/`` (they are part of what a run's config hash covers). A claim whose

@@ -1,5 +1,5 @@
 """The fastai v1 training recipe in plain PyTorch: fastai's ``slice`` learning rates, AdamW with one-cycle,
-the LR range test and the posts' sequences of ``fit_one_cycle`` calls (CLAIMS.md section A). The data,
+the LR range test and the posts' sequences of ``fit_one_cycle`` calls (docs/claims.md section A). The data,
 transforms and models it trains are ``fixtures.fastai`` (re-exported here, so ``recipe.X`` reaches both).
 Written by hand because it must match fastai v1's schedules and defaults exactly; fastai itself is not a
 dependency.
@@ -128,7 +128,7 @@ def lr_find(model: nn.Sequential, bank: ImageBank, train_idx: torch.Tensor, labe
 
 
 def sweet_spot(lrs: Sequence[float], smooth: Sequence[float], lo: float = 1e-5, hi: float = 1e-3) -> dict:
-    """CLAIMS.md A4's reading of an LR-finder curve: the share of falling steps of the smoothed loss in
+    """docs/claims.md A4's reading of an LR-finder curve: the share of falling steps of the smoothed loss in
     [lo, hi], and the lr where the shown curve is lowest."""
     lr, sm = np.asarray(lrs, float), np.asarray(smooth, float)
     if lr.size < 3:

@@ -183,7 +183,7 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
     drawn: dict[str, tuple[str, str]] = {}  # figure spec -> (file, where it was first shown)
     for claim in (c for c in CATALOGUE.values() if c.family == family):
         out.append(f"## {claim.id}\n")
-        out.append(f"*{claim.post_title}* (CLAIMS.md {claim.section}). {claim.claim}\n")
+        out.append(f"*{claim.post_title}* (catalogue section {claim.section}, docs/claims.md). {claim.claim}\n")
         hyp = HYPOTHESES.get(claim.id)
         out.append(f"- posts' number: {claim.posts_value}\n- metric: {claim.metric}"
                    + (f"\n- hypothesis (control): {hyp}" if hyp else "") + "\n")

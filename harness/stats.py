@@ -1,4 +1,4 @@
-"""Statistics for deciding claims over seeds (see shared STATISTICS.md for the protocol and sources).
+"""Statistics for deciding claims over seeds (see docs/statistics.md for the method).
 
 Pure functions on arrays of per-seed scores. Everything returns plain floats / dataclasses so that the
 store can keep the numbers and a verdict can be recomputed from them.

@@ -117,7 +117,7 @@ def evaluate(model: nn.Module, data: Batch, *, batch_size: int = 1000,
 
 def evaluate_while_training(model: nn.Module, optimizer: torch.optim.Optimizer, data: Batch, *,
                             batch_size: int = 100, loss_fn: Callable = F.cross_entropy) -> dict:
-    """The posts' flawed evaluation (CLAIMS.md section C), kept as a flagged variant: each test batch is
+    """The posts' flawed evaluation (docs/claims.md section C), kept as a flagged variant: each test batch is
     scored with the current weights, then the optimiser *also trains on it* before the next batch.
 
     Works on a copy of the model and of the optimiser's state (bound to the copy's parameters), so the

@@ -1,4 +1,4 @@
-"""Fixtures: the posts' models have the posts' sizes; the Beale trajectories match CLAIMS.md D4."""
+"""Fixtures: the posts' models have the posts' sizes; the Beale trajectories match docs/claims.md D4."""
 import math
 
 import numpy as np

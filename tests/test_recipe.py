@@ -195,7 +195,7 @@ def test_random_crop_label_noise_matches_the_geometry():
     centres = place_circles_batch(ns, rng)
     sizes = [sizes_for(int(n), rng, False) for n in ns]
     crop = crop_label_noise(centres, sizes, 224, torch.Generator().manual_seed(0), geometry=False)
-    assert 0.20 <= crop["touched"] <= 0.29 and 0.03 <= crop["removed"] <= 0.08  # CLAIMS.md: 24-25% and 5%
+    assert 0.20 <= crop["touched"] <= 0.29 and 0.03 <= crop["removed"] <= 0.08  # docs/claims.md: 24-25% and 5%
     full = crop_label_noise(centres, sizes, 224, torch.Generator().manual_seed(0), geometry=True)
     assert full["touched"] > crop["touched"]
 

@@ -1,4 +1,4 @@
-"""harness.stats against scipy, against textbook worked examples, and against STATISTICS.md's tables."""
+"""harness.stats against scipy, against textbook worked examples, and against the statistics notes' worked tables."""
 import math
 
 import numpy as np
