@@ -21,7 +21,7 @@ from benchmarks.vgg import SCALE, SEEDS, acc, curves, effect_table, run_seeds, s
 from fixtures.models import make_modified_vgg
 from harness.claims import Case
 from harness.device import prepare_model
-from harness.claim import ClaimBench, ClaimContext
+from harness.claim import ClaimBench, ClaimContext, run_case
 from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.train import evaluate, evaluate_while_training
@@ -34,8 +34,6 @@ DEVIATION = {
     "full": "",
 }
 BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
-CASES = [Case(c, BUDGETS) for c in ("ltfn10_cifar_vgg_71pct", "ltfn11_mean_subtraction_gain",
-                                    "ltfn12_bias_variance_gap")]
 _TENSORS: dict = {}
 
 
@@ -105,38 +103,43 @@ def _adam(params):
     return torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
-    ctx = claimbench.start(case)
-    cid = case.claim_id
+def _arm_runs(ctx: ClaimContext, datasets, arms: tuple[str, ...]):
+    """The claim's runs per arm, the arms as the rules name them ("meansub"), accuracies in % and the posts'
+    flawed evaluation per arm, and the training-curve figure."""
     data = datasets.require(ctx, "cifar10")
-    arms = ("raw", "mean_sub") if cid == "ltfn11_mean_subtraction_gain" else (
-        ("raw",) if cid == "ltfn10_cifar_vgg_71pct" else ("mean_sub",))
     runs = {arm: cifar_runs(ctx, data, arm, ctx.seeds) for arm in arms}
     labelled = {"meansub" if arm == "mean_sub" else arm: rs for arm, rs in runs.items()}
     pct = {arm: [100 * acc(r) for r in rs] for arm, rs in runs.items()}
     bug = {arm: float(np.mean([r["final"].get("buggy_test_acc", np.nan) for r in rs])) for arm, rs in runs.items()}
-    curve_fig = curves("CIFAR-10 test accuracy while training", runs)
-    if cid == "ltfn10_cifar_vgg_71pct":
-        gap = np.mean([r["metrics"].get("train_acc") or np.nan for r in runs["raw"]]) - np.mean(pct["raw"]) / 100
-        ctx.decide(labelled, figures=[curve_fig, strip("CIFAR-10 raw input, test accuracy per seed (%)",
-                                                     {"raw": pct["raw"]}, [{"y": 71, "label": "posts: ~71%"}])],
-                   notes=[f"With the posts' flawed evaluation: {100 * bug['raw']:.2f}%.",
-                          f"Training accuracy (training subset) minus test: {100 * gap:.2f} points."])
-        return
-    if cid == "ltfn11_mean_subtraction_gain":
-        ctx.decide(
-            labelled, tables=[effect_table({"mean-subtracted": pct["mean_sub"], "raw": pct["raw"]}, 1.6)],
-            figures=[strip("CIFAR-10 test accuracy per seed (%)", {"raw": pct["raw"],
-                                                                   "mean-subtracted": pct["mean_sub"]},
-                            [{"y": 70.9, "label": "posts: raw 70.9%", "color": "tab:blue"},
-                             {"y": 72.56, "label": "posts: mean-subtracted 72.56%", "color": "tab:orange"}]),
-                             curve_fig],
-            notes=[f"With the posts' flawed evaluation: raw {100 * bug['raw']:.2f}%, mean-subtracted "
-                   f"{100 * bug['mean_sub']:.2f}%.", "Both arms start from the same weights and see the same batches "
-                   "for a seed, so the rule pairs them by seed."])
-        return
-    # ltfn12: the mean-subtracted run's train/test gap
+    return runs, labelled, pct, bug, curves("CIFAR-10 test accuracy while training", runs)
+
+
+def _vgg_71pct(ctx: ClaimContext, *, datasets, **_) -> None:
+    runs, labelled, pct, bug, curve_fig = _arm_runs(ctx, datasets, ("raw",))
+    gap = np.mean([r["metrics"].get("train_acc") or np.nan for r in runs["raw"]]) - np.mean(pct["raw"]) / 100
+    ctx.decide(labelled, figures=[curve_fig, strip("CIFAR-10 raw input, test accuracy per seed (%)",
+                                                 {"raw": pct["raw"]}, [{"y": 71, "label": "posts: ~71%"}])],
+               notes=[f"With the posts' flawed evaluation: {100 * bug['raw']:.2f}%.",
+                      f"Training accuracy (training subset) minus test: {100 * gap:.2f} points."])
+
+
+def _mean_subtraction(ctx: ClaimContext, *, datasets, **_) -> None:
+    runs, labelled, pct, bug, curve_fig = _arm_runs(ctx, datasets, ("raw", "mean_sub"))
+    ctx.decide(
+        labelled, tables=[effect_table({"mean-subtracted": pct["mean_sub"], "raw": pct["raw"]}, 1.6)],
+        figures=[strip("CIFAR-10 test accuracy per seed (%)", {"raw": pct["raw"],
+                                                               "mean-subtracted": pct["mean_sub"]},
+                        [{"y": 70.9, "label": "posts: raw 70.9%", "color": "tab:blue"},
+                         {"y": 72.56, "label": "posts: mean-subtracted 72.56%", "color": "tab:orange"}]),
+                 curve_fig],
+        notes=[f"With the posts' flawed evaluation: raw {100 * bug['raw']:.2f}%, mean-subtracted "
+               f"{100 * bug['mean_sub']:.2f}%.", "Both arms start from the same weights and see the same batches "
+               "for a seed, so the rule pairs them by seed."])
+
+
+def _bias_variance(ctx: ClaimContext, *, datasets, **_) -> None:
+    """ltfn12: the mean-subtracted run's train/test gap and cost ratio."""
+    runs, labelled, _, _, curve_fig = _arm_runs(ctx, datasets, ("mean_sub",))
     rs = runs["mean_sub"]
     m = [r["metrics"] for r in rs]
     pct = lambda v: f"{100 * v:.2f}" if v is not None else "-"  # noqa: E731
@@ -161,3 +164,13 @@ def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
                  curve_fig],
         notes=["The first printed batch cost is shown, not decided: on raw or mean-subtracted 0-255 input it is "
                "large by construction."])
+
+
+CASES = [Case("ltfn10_cifar_vgg_71pct", BUDGETS, run=_vgg_71pct),
+         Case("ltfn11_mean_subtraction_gain", BUDGETS, run=_mean_subtraction),
+         Case("ltfn12_bias_variance_gap", BUDGETS, run=_bias_variance)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
+    run_case(case, claimbench, datasets=datasets)

@@ -32,6 +32,8 @@ the network (a ResNet-10 at quarter width), the data and the epochs; this is dec
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -47,7 +49,7 @@ from harness.device import prepare_model
 from harness.estimate import estimate, train_flops_per_image
 from harness.profiles import Budget
 from harness.seeding import seed_all
-from harness.claim import ClaimBench, ClaimContext
+from harness.claim import ClaimBench, ClaimContext, run_case
 from harness.records import Bars, Lines, Strip, Table, accuracy_bands, images_figure, lr_finder_figure
 from harness.train import forward
 
@@ -79,9 +81,6 @@ BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) 
 ABLATION_BUDGETS = {p: Budget(seeds=ABLATION_SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
 POSTS_CLAIMS = ("counting_1to5_baseline_86pct", "counting_1to5_finetune_99pct", "counting_45to50_near_chance",
                 "counting_45to49_sensible_transforms_100pct", "counting_various_sizes_100pct")
-CASES = [Case(c, BUDGETS) for c in POSTS_CLAIMS] + [
-    Case("counting_from_scratch", BUDGETS), Case("counting_part2_ablation", ABLATION_BUDGETS),
-    Case("counting_regression_head", BUDGETS), Case("counting_pixel_baseline", BUDGETS)]
 POSTS_ERROR = {  # the posts' error_rate per epoch (docs/claims.md), all stages of the run in order
     "part1_small": [.346, .165, .136] + [.133, .100, .056, .033, .022, .021, .003, .007, .003, .001, .002, .003,
                                          .002, .002, .002],
@@ -266,53 +265,31 @@ def _share_perfect(runs, tol=None) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------------------ the claims
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_claim(case: Case, claimbench: ClaimBench, weights) -> None:
-    ctx = claimbench.start(case)
-    cid = case.claim_id
-    if cid in POSTS_CLAIMS:
-        state = weights.require(ctx)
-        if ctx.profile == "cpu":
-            ctx.not_run("profile", "ImageNet ResNet-34 at the posts' scale needs a GPU (about 2 images/s on this "
-                                   "CPU); run --profile full; the cpu profile's from-scratch analogue is "
-                                   "counting_from_scratch")
-        _posts_claim(ctx, cid, state)
-    elif cid == "counting_from_scratch":
-        _from_scratch(ctx)
-    elif cid == "counting_part2_ablation":
-        _ablation(ctx, _controls_state(ctx, weights))
-    elif cid == "counting_regression_head":
-        _regression(ctx, _controls_state(ctx, weights))
-    else:
-        _pixel_baseline(ctx)
-
-
 def _controls_state(ctx: ClaimContext, weights) -> dict | None:
-    """The ablation and the regression head use the posts' pretrained body at the full profile when the
-    weights are there (the schedule factor's frozen arm needs it); otherwise they run from scratch."""
-    state = weights.get() if ctx.profile == "full" else None
+    """The ablation and the regression head use the posts' pretrained body where the profile trains the posts'
+    network (ResNet-34) and the weights are there (the schedule factor's frozen arm needs it); otherwise they
+    run from scratch."""
+    state = weights.get() if ctx.budget.settings["arch"] == "resnet34" else None
     ctx.announce("ImageNet ResNet-34 body" if state is not None else "from scratch (no ImageNet weights here)")
     return state
 
 
-def _posts_claim(ctx: ClaimContext, cid: str, state: dict) -> None:
+def _posts_claim(ctx: ClaimContext, *, weights, name: str, lr_plot: tuple[str, list | None] | None = None,
+                 notes: tuple[str, ...] = (), instability: bool = False, **_) -> None:
+    """One of the posts' five counting claims: ImageNet ResNet-34 in the posts' recipe ``name``; ``lr_plot`` (title,
+    the posts' range) adds the LR finder's plot, ``instability`` the largest validation error after epoch 1."""
+    state = weights.require(ctx)
+    ctx.require_decided()  # the cpu profile's rule does not decide these (ResNet-34 at 224 px needs a GPU)
     s = ctx.budget.settings
-    name = {"counting_1to5_baseline_86pct": "part1_small", "counting_1to5_finetune_99pct": "part1_small",
-            "counting_45to50_near_chance": "part1_large", "counting_45to49_sensible_transforms_100pct": "part2",
-            "counting_various_sizes_100pct": "part2_various"}[cid]
     spec = recipe(name, s)
     per_seed = cost_estimate(spec, dict(s, arch='resnet34', width=1.0), ctx.bench.device_name)
-    ctx.announce(f"estimated cost per seed: {per_seed};"
-                 f" {len(ctx.seeds)} seeds")
+    ctx.announce(f"estimated cost per seed: {per_seed}; {len(ctx.seeds)} seeds")
     runs = [counting_run(ctx, spec, sd, state) for sd in ctx.seeds]
     figs = [_thumbs(ctx, spec, ctx.seeds[0]), _curves("validation accuracy per epoch (all stages)", {name: runs})]
-    notes = []
-    if cid == "counting_1to5_finetune_99pct":
-        figs.append(lr_finder_figure("LR finder after unfreezing (posts: 1e-6 to 1e-3 would work)", runs, [1e-6, 1e-3]))
-    elif cid == "counting_45to50_near_chance":
-        figs.append(lr_finder_figure("LR finder after unfreezing (posts: flat 1e-6..1e-2)", runs))
-        notes.append("The posts' 'chance (1 in 5)' is an erratum: there are six classes, chance is 16.7%.")
-    elif cid in ("counting_45to49_sensible_transforms_100pct", "counting_various_sizes_100pct"):
+    if lr_plot is not None:
+        figs.append(lr_finder_figure(lr_plot[0], runs, lr_plot[1]))
+    notes = list(notes)
+    if instability:
         unstable = [max(h["error_rate"] for h in (r["history"][1:] or r["history"])) for r in runs
                     if r.get("diverged") is None]
         notes.append(f"Largest validation error after epoch 1, per seed: {', '.join(f'{u:.3f}' for u in unstable)} "
@@ -321,7 +298,7 @@ def _posts_claim(ctx: ClaimContext, cid: str, state: dict) -> None:
                notes=notes)
 
 
-def _from_scratch(ctx: ClaimContext) -> None:
+def _from_scratch(ctx: ClaimContext, **_) -> None:
     s = ctx.budget.settings
     names = ("part1_small", "part1_large", "part2", "part2_various")
     runs = {n: [counting_run(ctx, recipe(n, s), sd, None) for sd in ctx.seeds] for n in names}
@@ -351,7 +328,8 @@ def _from_scratch(ctx: ClaimContext) -> None:
                "45-50 is shown, not decided: the posts' pretrained level there is itself near chance."])
 
 
-def _ablation(ctx: ClaimContext, state: dict | None) -> None:
+def _ablation(ctx: ClaimContext, *, weights, **_) -> None:
+    state = _controls_state(ctx, weights)
     s = ctx.budget.settings
     levels = [(d, t, sc) for d in ("small", "large") for t in ("default", "dihedral") for sc in ("part1", "part2")]
     runs = {lv: [counting_run(ctx, ablation_arm(s, *lv), sd, state) for sd in ctx.seeds] for lv in levels}
@@ -402,7 +380,8 @@ def _ablation(ctx: ClaimContext, state: dict | None) -> None:
         notes=notes)
 
 
-def _regression(ctx: ClaimContext, state: dict | None) -> None:
+def _regression(ctx: ClaimContext, *, weights, **_) -> None:
+    state = _controls_state(ctx, weights)
     s = ctx.budget.settings
     spec = dict(recipe("part2", s), head="regress")
     cls = [counting_run(ctx, recipe("part2", s), sd, state) for sd in ctx.seeds]
@@ -439,7 +418,7 @@ def _pixel_counter(ink_tr, n_tr, ink_va, n_va) -> float:
     return float(np.mean(np.rint(a * ink_va + b) == n_va))
 
 
-def _pixel_baseline(ctx: ClaimContext) -> None:
+def _pixel_baseline(ctx: ClaimContext, **_) -> None:
     s = ctx.budget.settings
     datasets = {"1-5": (PART1_SMALL, False), "45-50": (PART1_LARGE, False), "45-49": (PART2, False),
                 "45-49 various sizes": (PART2, True)}
@@ -521,3 +500,26 @@ def _label_noise(ctx: ClaimContext, seed: int) -> dict:
         out[view] = crop_label_noise(centres, sizes, s["size"], gen, geometry=geo)
     out["images"] = len(ns)
     return out
+
+
+POSTS_CASES = {  # the posts' claims: which recipe, and what their page adds
+    "counting_1to5_baseline_86pct": dict(name="part1_small"),
+    "counting_1to5_finetune_99pct": dict(name="part1_small", lr_plot=(
+        "LR finder after unfreezing (posts: 1e-6 to 1e-3 would work)", [1e-6, 1e-3])),
+    "counting_45to50_near_chance": dict(name="part1_large", lr_plot=(
+        "LR finder after unfreezing (posts: flat 1e-6..1e-2)", None), notes=(
+        "The posts' 'chance (1 in 5)' is an erratum: there are six classes, chance is 16.7%.",)),
+    "counting_45to49_sensible_transforms_100pct": dict(name="part2", instability=True),
+    "counting_various_sizes_100pct": dict(name="part2_various", instability=True),
+}
+assert tuple(POSTS_CASES) == POSTS_CLAIMS
+CASES = [Case(c, BUDGETS, run=functools.partial(_posts_claim, **kw)) for c, kw in POSTS_CASES.items()] + [
+    Case("counting_from_scratch", BUDGETS, run=_from_scratch),
+    Case("counting_part2_ablation", ABLATION_BUDGETS, run=_ablation),
+    Case("counting_regression_head", BUDGETS, run=_regression),
+    Case("counting_pixel_baseline", BUDGETS, run=_pixel_baseline)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_claim(case: Case, claimbench: ClaimBench, weights) -> None:
+    run_case(case, claimbench, weights=weights)

@@ -16,6 +16,7 @@ levels need the pretraining. The cpu profile uses a half-width ResNet-10 at 112 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ from harness.claims import Case
 from harness.device import prepare_model
 from harness.profiles import Budget
 from harness.seeding import seed_all, source_seed
-from harness.claim import ClaimBench, ClaimContext
+from harness.claim import ClaimBench, ClaimContext, run_case
 from harness.records import Lines, Table, accuracy_bands, images_figure, lr_finder_figure
 
 LR_WINDOW = metric_def("lr_falling_share", "window")  # where the LR finder's falling share is read
@@ -49,7 +50,7 @@ BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) 
 DATASET_OF = {"paintings_resnet34_95pct": "paintings", "paintings_finetune_100pct": "paintings",
               "kittencat_resnet34_86pct": "kittencat", "kittencat_lr_finder_sweet_spot": "kittencat",
               "kittencat_finetune_92pct": "kittencat"}
-CASES = [Case(c, BUDGETS) for c in DATASET_OF] + [Case("transfer_from_scratch", BUDGETS)]
+LR_FIGURE = ("paintings_finetune_100pct", "kittencat_lr_finder_sweet_spot")  # claims about the LR finder's plot
 VARIES = ("init", "split", "order", "augment")  # the sources --vary can isolate in this family's runs
 POSTS_ERROR = {  # the posts' error_rate per epoch: 5 frozen epochs, then 15 unfrozen (docs/claims.md A1-A5)
     "paintings": [.225, .100, .100, .050, .050] + [.025] * 14 + [0.0],
@@ -192,32 +193,20 @@ def _sweet_spots(runs) -> list[dict]:
                          *LR_WINDOW) for r in runs if r.get("lr_find")]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_claim(case: Case, claimbench: ClaimBench, weights) -> None:
-    ctx = claimbench.start(case)
-    cid = case.claim_id
-    if cid == "transfer_from_scratch":
-        _from_scratch(ctx, claimbench)
-        return
-    name = DATASET_OF[cid]
+def _posts_claim(ctx: ClaimContext, *, claimbench: ClaimBench, weights, lr_figure: bool = False,
+                 notes: tuple[str, ...] = ()) -> None:
+    """One of the posts' five claims: ImageNet ResNet-34 in fastai's recipe on the claim's folder dataset."""
+    name = DATASET_OF[ctx.case.claim_id]
     data = folder(claimbench, ctx, name)
     state = weights.require(ctx)
-    if ctx.profile == "cpu":
-        ctx.not_run("profile", "ImageNet ResNet-34 at 224 px needs a GPU (about 2 images/s on this CPU); run "
-                               "--profile full; the cpu profile's from-scratch analogue is transfer_from_scratch")
+    ctx.require_decided()  # the cpu profile's rule does not decide these (ResNet-34 at 224 px needs a GPU)
     runs = [transfer_run(ctx, data, name, sd, state) for sd in ctx.seeds]
-    figs = [_thumbs(data, name), _curves(name, runs)]
-    notes = []
-    if cid in ("paintings_finetune_100pct", "kittencat_lr_finder_sweet_spot"):
-        figs.append(_lr_fig(name, runs))
-    if cid == "kittencat_finetune_92pct":
-        notes.append("On one split the posts' 61/66 vs 57/66 is not significant (Fisher p ~ 0.4); the rule pairs "
-                     "the two stages of each split (the same run).")
+    figs = [_thumbs(data, name), _curves(name, runs)] + ([_lr_fig(name, runs)] if lr_figure else [])
     ctx.decide({name: runs}, tables=[_runs_table(runs), _epoch_table(runs[0], name)],
-               figures=[f for f in figs if f], notes=notes)
+               figures=[f for f in figs if f], notes=list(notes))
 
 
-def _from_scratch(ctx: ClaimContext, claimbench: ClaimBench) -> None:
+def _from_scratch(ctx: ClaimContext, *, claimbench: ClaimBench, **_) -> None:
     tables, figs, details, arms = [], [], {}, {}
     for name in ("paintings", "kittencat"):
         data = folder(claimbench, ctx, name)
@@ -238,3 +227,14 @@ def _from_scratch(ctx: ClaimContext, claimbench: ClaimBench) -> None:
              "Files skipped by the image-extension rule or as unreadable: "
              + "; ".join(f"{n}: {len(d['skipped'])}" for n, d in details.items())]
     ctx.decide(arms, tables=tables, figures=[f for f in figs if f], notes=notes)
+
+
+NOTES = {"kittencat_finetune_92pct": ("On one split the posts' 61/66 vs 57/66 is not significant (Fisher p ~ 0.4); "
+                                      "the rule pairs the two stages of each split (the same run).",)}
+CASES = [Case(c, BUDGETS, run=functools.partial(_posts_claim, lr_figure=c in LR_FIGURE, notes=NOTES.get(c, ())))
+         for c in DATASET_OF] + [Case("transfer_from_scratch", BUDGETS, run=_from_scratch)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_claim(case: Case, claimbench: ClaimBench, weights) -> None:
+    run_case(case, claimbench, claimbench=claimbench, weights=weights)

@@ -24,6 +24,8 @@ from harness.device import (deterministic, environment, environment_hash, precis
 from harness.executors import PendingRun, RemoteContext, WorkerSetup
 from harness.profiles import Budget, seeds_for
 from harness.records import Figure, Table, as_stored
+from harness.rulebook import decision
+from harness.rules import NotDecided
 from harness.store import Store, git_info, now_utc
 from harness.verdict import LABELS, NOT_RUN, NOT_RUN_REASONS, VERDICTS
 
@@ -263,6 +265,14 @@ class ClaimContext:
                  "seed per family is shown on its page)" if precision(self.device) == "bf16" else "")
         return "; ".join(x for x in (self.budget.deviation, extra) if x)
 
+    def require_decided(self) -> None:
+        """Ends the claim as "not run (profile)", with the rulebook's reason, where this profile's registered
+        rule does not decide it (``NotDecided``): its runs would decide nothing, so none are trained. The smoke
+        profile has no rules and always runs the machinery."""
+        d = decision(self.case.claim_id, self.case.variant, self.profile)
+        if d is not None and isinstance(d.rule, NotDecided):
+            self.not_run("profile", d.rule.reason)
+
     def not_run(self, reason_kind: str, detail: str, *, user_error: bool = False) -> NoReturn:
         """The claim cannot run here (data, weights, device, ...): recorded, and the test is skipped. With
         ``user_error`` (a damaged data file or folder, a weights file that is not a state dict) it is recorded
@@ -350,4 +360,12 @@ class ClaimContext:
             pytest.xfail("inconclusive: " + msg)
 
 
-__all__ = ["ClaimBench", "ClaimContext", "PUBLISHED", "ROOT", "USER_RESULTS"]
+def run_case(case: Case, claimbench: ClaimBench, /, **fixtures: Any) -> None:
+    """The body of every family's ``test_claim``: start the claim and hand its context and the family's fixtures
+    to the case's own function."""
+    if case.run is None:
+        raise TypeError(f"{case}: a Case needs run=<function(ctx, **fixtures)> to be run by run_case")
+    case.run(claimbench.start(case), **fixtures)
+
+
+__all__ = ["ClaimBench", "ClaimContext", "PUBLISHED", "ROOT", "USER_RESULTS", "run_case"]

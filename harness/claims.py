@@ -7,7 +7,8 @@ test does not exist yet is listed in the report as "not run: not implemented yet
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 from harness.profiles import UsageError
 
@@ -149,6 +150,25 @@ CATALOGUE: dict[str, Claim] = {c.id: c for c in [
 ]}
 
 
+def register_family(name: str, title: str) -> None:
+    """A claim family from outside the package (a plugin or a test module): its report page is ``<name>.md``."""
+    if name in FAMILIES and FAMILIES[name] != title:
+        raise ValueError(f"family {name!r} is already registered as {FAMILIES[name]!r}")
+    FAMILIES[name] = title
+
+
+def register_claim(claim: Claim) -> None:
+    """Add a claim to the catalogue from outside the package; its family must be registered and its id new
+    (re-registering the same record, as a re-imported module does, is allowed)."""
+    if claim.family not in FAMILIES:
+        raise ValueError(f"{claim.id}: unknown family {claim.family!r}; register_family() it first")
+    if claim.post not in POSTS:
+        raise ValueError(f"{claim.id}: unknown post {claim.post!r}; known: {', '.join(POSTS)}")
+    if claim.id in CATALOGUE and CATALOGUE[claim.id] != claim:
+        raise ValueError(f"claim id {claim.id!r} is already in the catalogue with another record")
+    CATALOGUE[claim.id] = claim
+
+
 def get_claim(claim_id: str) -> Claim:
     try:
         return CATALOGUE[claim_id]
@@ -181,6 +201,9 @@ class Case:
 
     ``primary`` variants make up the claim's headline verdict; secondary ones (e.g. the repository's
     100-step variant next to the posts' 120) are shown on the family page only.
+
+    ``run(ctx, **fixtures)`` is the claim's experiment: it trains through ``ctx.run`` and ends with
+    ``ctx.decide`` (``harness.claim.run_case`` calls it), so a family's test needs no branch on a claim id.
     """
 
     claim_id: str
@@ -188,6 +211,7 @@ class Case:
     variant: str = ""
     primary: bool = True
     params: tuple = ()  # (key, value) pairs, hashable and part of the run config
+    run: Optional[Callable[..., None]] = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         get_claim(self.claim_id)

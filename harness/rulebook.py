@@ -398,6 +398,25 @@ HISTORY[("ltfn10_cifar_vgg_71pct", "")].append(Earlier(
     "now at least twice chance, decided on new confirmatory seeds"))
 
 
+def register_rule(claim_id: str, variant: str, decisions: dict[str, Decision], hypothesis: str = "") -> None:
+    """Register the rule of a claim added from outside the package (``harness.claims.register_claim``), per
+    profile, before its first run; a control states its hypothesis. Replacing a registered rule is refused:
+    a rule changed after data is a revision, kept in ``HISTORY`` with the date and the reason."""
+    from harness.claims import CATALOGUE
+
+    if claim_id not in CATALOGUE:
+        raise KeyError(f"{claim_id!r} is not in the catalogue; register_claim() it first")
+    unknown = set(decisions) - {"cpu", "full"}
+    if unknown:
+        raise ValueError(f"{claim_id}: rules are registered for the cpu and full profiles, not {sorted(unknown)}")
+    key = (claim_id, variant)
+    if key in RULES and RULES[key] != decisions:
+        raise ValueError(f"{claim_id} {variant!r} already has a rule; a change after data is a revision (HISTORY)")
+    RULES[key] = dict(decisions)
+    if hypothesis:
+        HYPOTHESES[claim_id] = hypothesis
+
+
 def seed_group(claim_id: str) -> str:
     """The group of claims that share runs, and so their confirmatory seeds."""
     from harness.claims import CATALOGUE
