@@ -25,7 +25,7 @@ from harness.claim import ClaimBench, ClaimContext, run_case
 from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.train import evaluate, evaluate_while_training
-from harness.records import Bars, Table
+from harness.records import Bars, Ref, Table, chance
 
 DEVIATION = {
     "smoke": "toy widths and 10 steps",
@@ -111,14 +111,16 @@ def _arm_runs(ctx: ClaimContext, datasets, arms: tuple[str, ...]):
     labelled = {"meansub" if arm == "mean_sub" else arm: rs for arm, rs in runs.items()}
     pct = {arm: [100 * acc(r) for r in rs] for arm, rs in runs.items()}
     bug = {arm: float(np.mean([r["final"].get("buggy_test_acc", np.nan) for r in rs])) for arm, rs in runs.items()}
-    return runs, labelled, pct, bug, curves("CIFAR-10 test accuracy while training", runs)
+    return runs, labelled, pct, bug, curves("CIFAR-10 test accuracy while training", runs,
+                                            ctx.budget.settings["curve_n"])
 
 
 def _vgg_71pct(ctx: ClaimContext, *, datasets, **_) -> None:
     runs, labelled, pct, bug, curve_fig = _arm_runs(ctx, datasets, ("raw",))
     gap = np.mean([r["metrics"].get("train_acc") or np.nan for r in runs["raw"]]) - np.mean(pct["raw"]) / 100
+    refs = [Ref(y=71, label="posts: ~71%", role="posts"), chance(10, 100)] + ctx.rule_refs("test_acc", 100, "%")
     ctx.decide(labelled, figures=[curve_fig, strip("CIFAR-10 raw input, test accuracy per seed (%)",
-                                                 {"raw": pct["raw"]}, [{"y": 71, "label": "posts: ~71%"}])],
+                                                 {"raw": pct["raw"]}, refs)],
                notes=[f"With the posts' flawed evaluation: {100 * bug['raw']:.2f}%.",
                       f"Training accuracy (training subset) minus test: {100 * gap:.2f} points."])
 

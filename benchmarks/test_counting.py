@@ -50,7 +50,8 @@ from harness.estimate import estimate, train_flops_per_image
 from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.claim import ClaimBench, ClaimContext, run_case
-from harness.records import Bars, Lines, Strip, Table, accuracy_bands, images_figure, lr_finder_figure
+from harness.records import (Bars, Lines, Ref, Series, Strip, Table, accuracy_bands, chance, images_figure,
+                             lr_finder_figure)
 from harness.train import forward
 
 PART1_SMALL = (1, 2, 3, 4, 5)
@@ -243,9 +244,18 @@ def _epoch_table(run, posts_error=None) -> dict:
                                                                                             rows=rows)
 
 
-def _curves(title, runs_by_arm) -> dict:
+def _curves(title, runs_by_arm, refs=(), bands: bool = True) -> dict:
+    """Validation accuracy per epoch: each arm's mean over seeds, with the seeds' range as a band unless
+    ``bands`` is off (many arms: eight overlapping bands hide each other)."""
     ok = {arm: [r for r in runs if r.get("diverged") is None] for arm, runs in runs_by_arm.items()}
-    return Lines(title=title, xlabel="epoch", ylabel="validation accuracy", series=accuracy_bands(ok, x="epoch"))
+    left_out = sum(len(runs) - len(ok[arm]) for arm, runs in runs_by_arm.items())
+    series = accuracy_bands(ok, x="epoch")
+    if not bands:
+        series = [Series(s.label, s.x, s.y) for s in series]
+    caption = "; ".join(x for x in ("" if bands else "lines: the mean over seeds of each arm (no bands)",
+                                    f"{left_out} diverged run(s) left out" if left_out else "") if x)
+    return Lines(title=title, xlabel="epoch", ylabel="validation accuracy", series=series, refs=list(refs),
+                 caption=caption)
 
 
 def _thumbs(ctx: ClaimContext, spec: dict, seed: int, k: int = 6) -> dict:
@@ -313,7 +323,8 @@ def _from_scratch(ctx: ClaimContext, **_) -> None:
         rows.append([labels[nme], runs[nme][0]["n_train"], first_stage.fmt(100, 2, "%"), sm.fmt(100, 2, "%"),
                      f"{100 / len(recipe(nme, s)['counts']):.1f}%"])
     figs = [_thumbs(ctx, recipe(n, s), ctx.seeds[0], 4) for n in names]
-    figs += [_curves("validation accuracy per epoch, from scratch", {labels[n]: runs[n] for n in names}),
+    figs += [_curves("validation accuracy per epoch, from scratch", {labels[n]: runs[n] for n in names},
+                     refs=[chance(20), chance(100 / 6)]),
              lr_finder_figure("LR finder after the first stage, 1-5 from scratch (posts read 1e-6..1e-3 pretrained)",
                           runs["part1_small"], [1e-6, 1e-3]),
              lr_finder_figure("LR finder after the first stage, 45-50 from scratch", runs["part1_large"])]
@@ -374,9 +385,12 @@ def _ablation(ctx: ClaimContext, *, weights, **_) -> None:
                           "combinations; the seed is the unit)", columns=["factor", "effect", "95% CI", "seeds"],
                           rows=eff_rows)],
         figures=[Bars(title="main effects on 45-49 accuracy (points, mean over seeds)", labels=ranking,
-                      values=[float(100 * effects[f].mean()) for f in ranking], ylabel="accuracy points"),
-                 _curves("validation accuracy per epoch, ablation arms",
-                         {"/".join(lv): runs[lv] for lv in levels})],
+                      values=[float(100 * effects[f].mean()) for f in ranking], ylabel="accuracy points",
+                      lo=[float(100 * stats.summary(effects[f]).ci_t[0]) for f in ranking],
+                      hi=[float(100 * stats.summary(effects[f]).ci_t[1]) for f in ranking],
+                      refs=[Ref(y=0.0, label="no effect", color="black", role="other")]),
+                 _curves("validation accuracy per epoch, ablation arms (means)",
+                         {"/".join(lv): runs[lv] for lv in levels}, bands=False)],
         notes=notes)
 
 
@@ -392,7 +406,7 @@ def _regression(ctx: ClaimContext, *, weights, **_) -> None:
     tables, figs = [], [Strip(title="45-49: classifier accuracy vs regression rounded accuracy (%)",
                               groups=[{"label": "classifier (CE)", "values": (100 * cacc).tolist()},
                                     {"label": "regression (MSE), rounded", "values": (100 * racc).tolist()}],
-                                    ylabel="validation accuracy (%)")]
+                                    ylabel="validation accuracy (%)", refs=[chance(20, 100)])]
     if ok:
         oor = {c: np.array([r["out_of_range"][str(c)]["mean_pred"] for r in ok]) for c in OUT_OF_RANGE}
         tables = [Table(title="counts outside the training range (45-49): mean prediction and rounded accuracy "
@@ -481,7 +495,8 @@ def _pixel_baseline(ctx: ClaimContext, **_) -> None:
                  _thumbs(ctx, dict(counts=PART2, per_class=s["per_part2"], various=True), ctx.seeds[0]),
                  Bars(title="pixel counter accuracy, centre crop", labels=list(results),
                       values=[float(100 * np.mean(v["center"])) for v in results.values()],
-                      ylabel="validation accuracy (%)", rotate=15)],
+                      ylabel="validation accuracy (%)", rotate=15, refs=[chance(20, 100), chance(100 / 6, 100)],
+                      caption="chance: 20% with 5 classes (1-5, 45-49), 16.7% with 6 (45-50)")],
         notes=["A geometry simulation of the crop alone (no rendering) gives 24-25% touched and 5% removed for 45-50 "
                "circles; the 'all' row adds flip, rotation, zoom and warp as drawn by the training pipeline.",
                "The renderer speed is measured in this test (best of 3), not decided; the pytest-benchmark "

@@ -90,7 +90,7 @@ def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
         figures=[strip("MNIST test accuracy per seed (%)", {"VGG": a, "ConvNet (He/Xavier, Adam)": b},
                         [{"y": 97.9, "label": "posts: VGG 97.9%", "color": "tab:blue"},
                          {"y": 97.3, "label": "posts: previous best 97.3%", "color": "tab:orange"}]),
-                 curves("MNIST test accuracy while training", runs)],
+                 curves("MNIST test accuracy while training", runs, ctx.budget.settings["curve_n"])],
         notes=[f"With the posts' flawed evaluation (training on test batches): VGG {100 * bug['vgg']:.2f}%, "
                f"ConvNet {100 * bug['convnet']:.2f}% (clean: {np.mean(a):.2f}% / {np.mean(b):.2f}%).",
                "The previous best is taken to be part 7's ConvNet with He/Xavier init and Adam 1e-3 for "

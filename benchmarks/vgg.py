@@ -96,9 +96,11 @@ def strip(title, groups, refs) -> dict:
                                                                              v in groups.items()])
 
 
-def curves(title, runs_by_arm) -> dict:
+def curves(title, runs_by_arm, curve_n: int | None = None) -> dict:
+    subset = (f"curves: accuracy on the first {curve_n:,} test images, evaluated while training (the verdict reads "
+              "the whole test set)" if curve_n else "")
     return Lines(title=title, xlabel="step", ylabel="test accuracy (%, curve subset)",
-                 series=accuracy_bands(runs_by_arm, percent=True))
+                 series=accuracy_bands(runs_by_arm, percent=True), caption=subset)
 
 
 

@@ -265,6 +265,22 @@ class ClaimContext:
                  "seed per family is shown on its page)" if precision(self.device) == "bf16" else "")
         return "; ".join(x for x in (self.budget.deviation, extra) if x)
 
+    def rule_refs(self, metric: str, scale: float = 1.0, unit: str = "") -> list:
+        """The levels this profile's registered rule holds ``metric`` to (at least / at most, also inside all-of),
+        as threshold lines for a figure whose axis is ``scale`` times the metric (100 for percent)."""
+        from harness.records import Ref
+
+        d = decision(self.case.claim_id, self.case.variant, self.profile)
+        out, todo = [], [d.rule] if d is not None else []
+        while todo:
+            rule = todo.pop(0)
+            todo.extend(getattr(rule, "parts", ()))
+            term = getattr(rule, "term", None)
+            if term is not None and hasattr(rule, "level") and term.metric == metric:
+                y = rule.level * scale
+                out.append(Ref(y=y, label=f"rule: {rule.op} {y:g}{unit}", color="tab:red", role="threshold"))
+        return out
+
     def require_decided(self) -> None:
         """Ends the claim as "not run (profile)", with the rulebook's reason, where this profile's registered
         rule does not decide it (``NotDecided``): its runs would decide nothing, so none are trained. The smoke

@@ -57,11 +57,36 @@ class Group:
     values: Sequence[float]
 
 
+ROLES = ("posts", "threshold", "chance", "other")  # what a reference line stands for
+_STYLE = {"posts": dict(ls="--"), "threshold": dict(ls=":", lw=1.6), "chance": dict(ls="-.", lw=1.0),
+          "other": dict(ls="--")}
+
+
 @dataclass(frozen=True)
 class Ref:
+    """A horizontal reference line: the posts' value, the rule's threshold, chance, or another level."""
     y: float
     label: str
     color: str = "gray"
+    role: str = ""  # one of ROLES; "" (records stored before roles) is read from the label
+
+    @property
+    def kind(self) -> str:
+        if self.role:
+            return self.role
+        low = self.label.lower()
+        return next((r for r, words in (("posts", ("posts",)), ("chance", ("chance",)),
+                                        ("threshold", ("rule", "threshold"))) if any(w in low for w in words)),
+                    "other")
+
+    def draw(self, ax) -> None:
+        ax.axhline(self.y, color=self.color, label=self.label, **_STYLE[self.kind])
+
+
+def chance(percent: float, scale: float = 1.0) -> Ref:
+    """The chance level of a classifier, ``percent`` in %, on an axis in fractions (``scale`` 1) or in
+    percent (``scale`` 100)."""
+    return Ref(y=percent * scale / 100, label=f"chance ({percent:.3g}%)", color="black", role="chance")
 
 
 @dataclass(frozen=True)
@@ -79,6 +104,16 @@ class Figure:
 
     def as_dict(self) -> dict:
         return {"kind": self.kind, **asdict(self)}
+
+    def draws(self) -> set[str]:
+        """What the figure draws besides its data, for a reader and for the tests: the roles of its reference
+        lines ("posts", "threshold", "chance"), "interval" where it shows one, "posts" for a shaded reading."""
+        out = {r.kind for r in getattr(self, "refs", [])}
+        if getattr(self, "vspan", None):
+            out.add("posts")
+        if any(s.lo is not None for s in getattr(self, "series", [])) or getattr(self, "lo", None):
+            out.add("interval")
+        return out
 
     def draw(self, ax) -> None:  # one matplotlib Axes
         raise NotImplementedError
@@ -118,9 +153,12 @@ class Lines(Figure):
     ylog: bool = False
     vspan: Optional[Sequence[float]] = None  # a shaded x range (e.g. the posts' reading of an LR plot)
     size: Optional[Sequence[float]] = None
+    refs: list[Ref] = field(default_factory=list)
+    caption: str = ""  # what a band or a subset is; shown under the figure
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "series", [_coerce(Series, s) for s in self.series])
+        object.__setattr__(self, "refs", [_coerce(Ref, r) for r in self.refs])
 
     def draw(self, ax) -> None:
         for s in self.series:
@@ -132,6 +170,8 @@ class Lines(Figure):
             ax.set_xscale("log")
         if self.vspan:
             ax.axvspan(*self.vspan, color="tab:green", alpha=0.12, label="posts' reading")
+        for r in self.refs:
+            r.draw(ax)
         if self.ylog:
             ax.set_yscale("log")
 
@@ -144,6 +184,7 @@ class Strip(Figure):
     groups: list[Group] = field(default_factory=list)
     ylabel: str = ""
     refs: list[Ref] = field(default_factory=list)
+    caption: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "groups", [_coerce(Group, g) for g in self.groups])
@@ -157,7 +198,7 @@ class Strip(Figure):
                 ax.hlines(sum(g.values) / len(g.values), i - 0.25, i + 0.25, color="k")
         ax.set_xticks(range(len(self.groups)), [g.label for g in self.groups])
         for r in self.refs:
-            ax.axhline(r.y, ls="--", color=r.color, label=r.label)
+            r.draw(ax)
 
 
 @dataclass(frozen=True)
@@ -171,16 +212,25 @@ class Bars(Figure):
     ylog: bool = False
     rotate: float = 0
     size: Optional[Sequence[float]] = None
+    lo: Optional[list[float]] = None  # each bar's interval (an effect's 95% CI), drawn as an error bar
+    hi: Optional[list[float]] = None
+    caption: str = ""
 
     def __post_init__(self) -> None:
         if len(self.labels) != len(self.values):
             raise ValueError(f"bars {self.title!r}: {len(self.labels)} labels for {len(self.values)} values")
+        if (self.lo is None) != (self.hi is None) or (self.lo is not None and not (
+                len(self.lo) == len(self.hi) == len(self.values))):
+            raise ValueError(f"bars {self.title!r}: give lo and hi together, one per bar")
         object.__setattr__(self, "refs", [_coerce(Ref, r) for r in self.refs])
 
     def draw(self, ax) -> None:
-        ax.bar(self.labels, self.values, color=self.colors)
+        err = None
+        if self.lo is not None:
+            err = [[v - lo for v, lo in zip(self.values, self.lo)], [hi - v for v, hi in zip(self.values, self.hi)]]
+        ax.bar(self.labels, self.values, color=self.colors, yerr=err, capsize=4 if err else 0)
         for r in self.refs:
-            ax.axhline(r.y, ls="--", color=r.color, label=r.label)
+            r.draw(ax)
         if self.ylog:
             ax.set_yscale("log")
         ax.tick_params(axis="x", labelrotation=self.rotate)
@@ -265,6 +315,22 @@ class Images(Figure):
 FIGURES = {cls.kind: cls for cls in (Lines, Strip, Bars, Paths, Images)}
 
 
+DRAWN = {"posts": "the posts' value", "threshold": "the rule's threshold", "chance": "chance"}
+
+
+def legend_line(fig: Figure) -> str:
+    """The line under a figure on its page: what it draws besides the data, what a band or an error bar is,
+    and its caption."""
+    d = fig.draws()
+    drawn = [DRAWN[k] for k in DRAWN if k in d]
+    parts = [f"drawn: {', '.join(drawn)}"] if drawn else []
+    if "interval" in d:  # bands come from accuracy_bands only; error bars are effects' intervals
+        parts.append(BANDS if isinstance(fig, Lines) else "error bars: each bar's 95% interval")
+    if getattr(fig, "caption", ""):
+        parts.append(fig.caption)
+    return "; ".join(parts)
+
+
 def figure_from_dict(d: dict) -> Figure:
     kind = d.get("kind")
     if kind not in FIGURES:
@@ -300,6 +366,9 @@ def accuracy_bands(runs_by_arm: dict[str, list[dict]], x: str = "step", percent:
                        if len(r["history"]) == len(xs)]) * (100.0 if percent else 1.0)
         series.append(Series(arm, xs, ys.mean(0).tolist(), lo=ys.min(0).tolist(), hi=ys.max(0).tolist()))
     return series
+
+
+BANDS = "lines: the mean over seeds; shaded: the lowest to the highest seed at each point"
 
 
 def lr_finder_figure(title: str, runs: list[dict], span: list[float] | None = None) -> Lines | None:

@@ -25,7 +25,7 @@ from harness import stability
 from harness.claims import CATALOGUE, FAMILIES
 from harness.decide import (run_index)
 from harness.profiles import PROFILES
-from harness.records import figure_from_dict
+from harness.records import figure_from_dict, legend_line
 from harness.sections import seed_text, wall_seconds, md_table, precision_control_section, variance_section
 from harness.verdicts import (ANALOGUE_LABELS, PROFILE_ORDER, UNCONFIRMED, is_analogue, parts_text,
                               verdict_label, claim_rows, collect)
@@ -177,6 +177,13 @@ def _render_figure(fig_spec: dict, path: Path) -> None:
     figure_from_dict(fig_spec).render(path)
 
 
+def _legend_of(spec: dict) -> str:
+    try:
+        return legend_line(figure_from_dict(spec))
+    except (TypeError, ValueError):  # a figure record this version cannot read: drawn from the store as is
+        return ""
+
+
 def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: dict, fig_dir: Path,
                   store_path: str, figures: list[tuple[dict, Path]]) -> str:
     out = [HEADER.format(store=store_path), f"# {FAMILIES[family]}\n", "[back to the index](README.md)\n"]
@@ -267,6 +274,9 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                     drawn[key] = (name, f"{claim.id} {rec.get('variant') or ''}".strip())
                     figures.append((f, fig_dir / name))
                     out.append(f"![{f.get('title', '')}](figures/{name})\n")
+                    line = _legend_of(f)
+                    if line:
+                        out.append(f"<sub>{line}</sub>\n")
                 for note in rec.get("notes", []):
                     out.append(f"> {note}\n")
                 ids = [i for v in (rec.get("arms") or {}).values() for i in v]

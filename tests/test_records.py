@@ -30,3 +30,50 @@ def test_records_round_trip_through_the_store_and_draw(fig, tmp_path):
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
     t = Table("t", ["a"], [[1], [2]])
     assert table_from_dict(as_stored(t)) == t
+
+
+@pytest.mark.parametrize("kind", ["lines", "strip", "bars"])
+def test_each_figure_kind_draws_the_posts_value_the_threshold_and_chance(kind):
+    """A figure record says what it draws (``draws()``), and the drawn axes hold it: a line per reference,
+    labelled, styled by its role; error bars where a bar has an interval; the page's line under the figure
+    names them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from harness.records import Ref, chance, legend_line
+
+    refs = [Ref(y=0.7, label="posts: 70%", role="posts"), Ref(y=0.5, label="rule: >= 0.5", role="threshold"),
+            chance(20)]
+    fig = {"lines": Lines(title="l", series=[{"label": "a", "x": [1, 2], "y": [.3, .8], "lo": [.2, .7],
+                                               "hi": [.4, .9]}], refs=refs),
+           "strip": Strip(title="s", groups=[{"label": "A", "values": [.6, .8]}], refs=refs),
+           "bars": Bars(title="b", labels=["a", "b"], values=[.6, .8], lo=[.5, .7], hi=[.7, .9], refs=refs)}[kind]
+    assert fig.draws() == {"posts", "threshold", "chance"} | ({"interval"} if kind != "strip" else set())
+    again = figure_from_dict(as_stored(fig))
+    assert again == fig and again.draws() == fig.draws()
+    f, ax = plt.subplots()
+    try:
+        again.draw(ax)
+        labels = {ln.get_label(): ln for ln in ax.get_lines()}
+        for r in refs:
+            assert r.label in labels and labels[r.label].get_ydata()[0] == pytest.approx(r.y)
+        styles = {labels[r.label].get_linestyle() for r in refs}
+        assert len(styles) == 3  # posts, threshold and chance look different
+        if kind == "bars":
+            assert ax.containers and any(type(c).__name__ == "ErrorbarContainer" for c in ax.containers)
+    finally:
+        plt.close(f)
+    line = legend_line(fig)
+    assert "the posts' value" in line and "the rule's threshold" in line and "chance" in line
+    assert ("mean over seeds" in line) if kind == "lines" else True
+
+
+def test_references_stored_before_roles_read_their_role_from_the_label():
+    from harness.records import Ref
+
+    assert Ref(y=1, label="posts: ~71%").kind == "posts" and Ref(y=1, label="chance (10%)").kind == "chance"
+    assert Ref(y=1, label="rule: >= 20%").kind == "threshold" and Ref(y=1, label="r").kind == "other"
+    with pytest.raises(ValueError, match="lo and hi together"):
+        Bars(title="b", labels=["a"], values=[1.0], lo=[0.5])
