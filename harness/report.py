@@ -104,10 +104,16 @@ def _first_screen(by_profile: dict[str, dict]) -> list[str]:
     return out
 
 
-def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, matrix: bool = False) -> str:
-    out = [HEADER.format(store=store_path), "# claimbench report\n",
-           "The posts' claims re-run and decided over seeds, each by a rule registered before its runs "
-           "(method: [docs/statistics.md](../docs/statistics.md)).\n"]
+def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, matrix: bool = False,
+                 docs: str = "../docs") -> str:
+    title = "# claimbench report\n" if n_envs < 2 else "# claimbench environment matrix\n"
+    out = [HEADER.format(store=store_path), title]
+    if n_envs > 1:
+        out.append(f"The same claims run in {n_envs} environments (torch version, precision, device) to see whether "
+                   "their verdicts survive the change: a check of the harness, not the published report (that is "
+                   "the index of the folder above, decided on confirmatory seeds).\n")
+    out.append("The posts' claims re-run and decided over seeds, each by a rule registered before its runs "
+               f"(method: [docs/statistics.md]({docs}/statistics.md)).\n")
     out += _first_screen(by_profile) + [""]
     if n_envs > 1:
         out.append(f"This store holds verdicts from {n_envs} environments (torch version, precision, device); each "
@@ -311,10 +317,16 @@ def render_all(store_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tupl
     runs = run_index(records)
     figures: list[tuple[dict, Path]] = []
     n_envs = len(stability.split_by_env(records))
+    try:
+        docs = Path(os.path.relpath(ROOT / "docs", Path(out_dir).resolve())).as_posix()
+    except ValueError:
+        docs = "docs"
+    if not Path(out_dir).resolve().is_relative_to(ROOT):
+        docs = "docs"  # a report outside the checkout: no path of this machine in its pages
     pages = {"README.md": render_index(by_profile, store_path, n_envs=n_envs,
-                                       matrix=(Path(out_dir) / "matrix" / "stability.md").exists())}
+                                       matrix=(Path(out_dir) / "matrix" / "stability.md").exists(), docs=docs)}
     if n_envs > 1:
-        pages["stability.md"] = stability.render(records, store_path, HEADER, md_table, collect)
+        pages["stability.md"] = stability.render(records, store_path, HEADER, md_table, collect, list(CATALOGUE))
     for family in FAMILIES:
         pages[f"{family}.md"] = render_family(family, by_profile, runs, Path("figures"), store_path, figures)
     pages.update(export_files(export_rows(by_profile, is_analogue)))

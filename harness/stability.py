@@ -19,7 +19,7 @@ from typing import Iterable
 import numpy as np
 
 from harness.decide import arms_of, frame, rule_for, run_index
-from harness.verdict import LABELS, NOT_RUN
+from harness.verdict import NOT_RUN
 
 CONTROL_ROLE = "precision-control"
 
@@ -132,8 +132,32 @@ def stability(records: list[dict], collect) -> tuple[dict[str, dict], list[dict]
     return envs, rows
 
 
-def render(records: list[dict], store_path: str, header: str, table, collect) -> str:
-    """The stability page's markdown (``table`` is the report's markdown-table helper)."""
+def coverage(records: list[dict], collect) -> dict[str, set[str]]:
+    """Per claim id, the environments of the store that decided it (any profile but smoke)."""
+    out: dict[str, set[str]] = {}
+    for env, recs in split_by_env(records).items():
+        for profile, rows in collect(recs).items():
+            if profile == "smoke":
+                continue
+            for (cid, _var), rec in rows.items():
+                if rec["verdict"] != NOT_RUN:
+                    out.setdefault(cid, set()).add(env)
+    return out
+
+
+SHORT = {"reproduced": "held", "not_reproduced": "failed", "inconclusive": "undecided", NOT_RUN: "not run"}
+
+
+def _cell(verdict: str, ours: str, width: int = 20) -> str:
+    """A grid cell: the verdict in one word and the first number of 'ours', cut to ``width`` characters."""
+    first = str(ours).split(";")[0].split(": ", 1)[-1].strip()
+    first = first if len(first) <= width else first[:width - 1] + "…"
+    return f"{SHORT.get(verdict, verdict)} · {first}" if first and first != "-" else SHORT.get(verdict, verdict)
+
+
+def render(records: list[dict], store_path: str, header: str, table, collect, catalogue_ids=()) -> str:
+    """The stability page's markdown (``table`` is the report's markdown-table helper; ``catalogue_ids`` every
+    claim, so that those left out of the grid are named with the reason)."""
     envs, rows = stability(records, collect)
     used = sorted({e for r in rows for e in r["verdicts"]}, key=lambda e: env_label(envs.get(e, {})))
     out = [header.format(store=store_path), "# Verdict stability across environments\n",
@@ -154,14 +178,34 @@ def render(records: list[dict], store_path: str, header: str, table, collect) ->
                       for i, e in enumerate(used)]) + "\n")
     name = {e: f"E{i + 1}" for i, e in enumerate(used)}
     flips = sum(not r["stable"] for r in rows)
-    out.append(f"## Claims\n\n{len(rows)} claims decided in two or more environments: {flips} flip, "
-               f"{len(rows) - flips} stable.\n")
-    cols = ["claim", "profile", "stable?"] + [name[e] for e in used] + ["moved beyond seed spread"]
+    out.append(f"## Claims\n\n{len(rows)} rows (claim or sub-claim) decided in two or more environments: {flips} "
+               f"flip, {len(rows) - flips} stable. Each cell: the verdict in one word (held = reproduced, failed = "
+               "not reproduced, undecided = inconclusive) and the first of the rule's numbers; every number is on "
+               "the claim's page.\n")
+    cols = ["claim", "stable?"] + [name[e] for e in used]
     body = []
     for r in rows:
         cid = r["claim_id"] + (f" / {r['variant']}" if r["variant"] else "")
-        body.append([cid, r["profile"], "stable" if r["stable"] else "**flips**"]
-                    + [f"{LABELS[r['verdicts'][e]]}: {r['ours'][e]}" if e in r["verdicts"] else "-" for e in used]
-                    + ["; ".join(r["moved"]) or "no"])
+        body.append([cid, "stable" if r["stable"] else "**flips**"]
+                    + [_cell(r["verdicts"][e], r["ours"][e]) if e in r["verdicts"] else "-" for e in used])
     out.append(table(cols, body) + "\n")
+    moved = [r for r in rows if r["moved"]]
+    if moved:
+        out.append("**Moved beyond seed spread** (the verdict may hold; the number moved more than the larger seed "
+                   "sd of two environments):\n")
+        out += [f"- {r['claim_id']}{' / ' + r['variant'] if r['variant'] else ''}: {'; '.join(r['moved'])}"
+                for r in moved]
+        out.append("")
+    covered = coverage(records, collect)
+    in_grid = {r["claim_id"] for r in rows}
+    left = [(cid, covered.get(cid, set())) for cid in catalogue_ids if cid not in in_grid]
+    if left:
+        out.append("**Left out of the grid** (a claim needs a verdict in two environments to be compared; the "
+                   "matrix's tox envs, `claims-torch*`, select the cheap claims: the others cost hours of CPU per "
+                   "environment or need the ImageNet weights):\n")
+        for cid, envs_of in left:
+            why = (f"decided in one environment only ({', '.join(name.get(e, e[:8]) for e in sorted(envs_of))})"
+                   if envs_of else "not run in the matrix")
+            out.append(f"- {cid}: {why}")
+        out.append("")
     return "\n".join(out) + "\n"
