@@ -50,8 +50,8 @@ from harness.estimate import estimate, train_flops_per_image
 from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.claim import ClaimBench, ClaimContext, run_case
-from harness.records import (Bars, Lines, Ref, Series, Strip, Table, accuracy_bands, chance, images_figure,
-                             lr_finder_figure)
+from harness.records import (Bars, Lines, Ref, Series, Strip, Table, accuracy_bands, beside_posts_title, chance,
+                             images_figure, lr_finder_figure, network_of)
 from harness.train import forward
 
 PART1_SMALL = (1, 2, 3, 4, 5)
@@ -231,14 +231,16 @@ def _out_of_range(ctx: ClaimContext, model, spec, seed) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def _epoch_table(run, posts_error=None) -> dict:
+def _epoch_table(run, posts_error=None, dataset: str = "") -> dict:
     """The posts' per-epoch table for one seed, with the posts' error_rate beside ours where known (the
     posts' run had more epochs than a scaled-down profile: then the columns are not aligned in time)."""
     posts_error = posts_error or []
     rows = [[h["epoch"], f"{h['train_loss']:.6f}", f"{h.get('valid_loss', float('nan')):.6f}",
              f"{h['error_rate']:.6f}" if "error_rate" in h else "—",
              f"{posts_error[i]:.6f}" if i < len(posts_error) else "—"] for i, h in enumerate(run["history"])]
-    return Table(title=f"per epoch, seed {run['seed']} (as the posts printed it)", columns=["epoch", "train_loss",
+    title = (beside_posts_title(dataset, run, "per epoch in the posts' format") if posts_error else
+             f"{dataset}: per epoch, seed {run['seed']}, {network_of(run.get('config') or {})}")
+    return Table(title=title, columns=["epoch", "train_loss",
                                                                                             "valid_loss", "error_rate",
                                                                                             "posts' error_rate"],
                                                                                             rows=rows)
@@ -304,7 +306,8 @@ def _posts_claim(ctx: ClaimContext, *, weights, name: str, lr_plot: tuple[str, l
                     if r.get("diverged") is None]
         notes.append(f"Largest validation error after epoch 1, per seed: {', '.join(f'{u:.3f}' for u in unstable)} "
                      "(the posts' run swung up to 0.95 before annealing).")
-    ctx.decide({name: runs}, tables=[_epoch_table(runs[0], POSTS_ERROR[name])], figures=[f for f in figs if f],
+    ctx.decide({name: runs}, tables=[_epoch_table(runs[0], POSTS_ERROR[name], DATASETS[name])],
+               figures=[f for f in figs if f],
                notes=notes)
 
 
@@ -332,7 +335,7 @@ def _from_scratch(ctx: ClaimContext, **_) -> None:
         runs,
         tables=[Table(title="from scratch, final validation accuracy over seeds (mean [95% CI])", columns=["recipe",
                 "training images", "after stage 1", "final", "chance"], rows=rows),
-                _epoch_table(runs["part2"][0], POSTS_ERROR["part2"])],
+                _epoch_table(runs["part2"][0], POSTS_ERROR["part2"], DATASETS["part2"])],
         figures=[f for f in figs if f],
         notes=["Without ImageNet weights fastai freezes nothing, so the posts' frozen first stage trains the "
                "whole network here (body at a tenth of the head's rate).",
@@ -414,7 +417,8 @@ def _regression(ctx: ClaimContext, *, weights, **_) -> None:
                             columns=["true count", "mean prediction", "rounded accuracy"], rows=[[c,
                                     f"{oor[c].mean():.2f}",
                              f"{100 * np.mean([r['out_of_range'][str(c)]['acc'] for r in ok]):.1f}%"]
-                            for c in OUT_OF_RANGE]), _epoch_table(ok[0])]
+                            for c in OUT_OF_RANGE]),
+                  _epoch_table(ok[0], dataset=DATASETS["part2"] + ", regression head")]
     ctx.decide(
         {"classifier": cls, "regression": reg}, tables=tables, figures=figs,
         notes=["The posts only say regression 'would probably make more sense' (docs/claims.md B3, A10); this control "
@@ -517,6 +521,8 @@ def _label_noise(ctx: ClaimContext, seed: int) -> dict:
     return out
 
 
+DATASETS = {"part1_small": "circles 1-5 (Part I)", "part1_large": "circles 45-50 (Part I)",
+            "part2": "circles 45-49 (Part II)", "part2_various": "circles 45-49, sizes U(25, 250) (Part II)"}
 POSTS_CASES = {  # the posts' claims: which recipe, and what their page adds
     "counting_1to5_baseline_86pct": dict(name="part1_small"),
     "counting_1to5_finetune_99pct": dict(name="part1_small", lr_plot=(

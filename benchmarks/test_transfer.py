@@ -32,7 +32,7 @@ from harness.device import prepare_model
 from harness.profiles import Budget
 from harness.seeding import seed_all, source_seed
 from harness.claim import ClaimBench, ClaimContext, run_case
-from harness.records import Lines, Table, accuracy_bands, images_figure, lr_finder_figure
+from harness.records import Lines, Table, accuracy_bands, beside_posts_title, images_figure, lr_finder_figure
 
 LR_WINDOW = metric_def("lr_falling_share", "window")  # where the LR finder's falling share is read
 SCALE = {
@@ -161,7 +161,8 @@ def _epoch_table(run, name) -> dict:
     rows = [[i + 1, f"{h['train_loss']:.6f}", f"{h.get('valid_loss', float('nan')):.6f}",
              f"{h.get('error_rate', float('nan')):.6f}", f"{posts[i]:.6f}" if i < len(posts) else "—"]
             for i, h in enumerate(hist)]
-    return Table(title=f"{name}, split seed {run['seed']}: per epoch as the posts printed it (stage 1, then stage 2)",
+    return Table(title=beside_posts_title(name, run, "per epoch in the posts' format (stage 1, then stage 2; seed = "
+                                                     "the split)"),
                  columns=["epoch", "train_loss", "valid_loss", "error_rate", "posts' error_rate"], rows=rows)
 
 

@@ -371,6 +371,27 @@ def accuracy_bands(runs_by_arm: dict[str, list[dict]], x: str = "step", percent:
 BANDS = "lines: the mean over seeds; shaded: the lowest to the highest seed at each point"
 
 
+def network_of(config: dict) -> str:
+    """A run's network in words, from its config: e.g. "ResNet-10 at 1/4 width, from scratch, 96 px"."""
+    arch = str(config.get("arch", "?")).replace("resnet", "ResNet-")
+    width = config.get("width", 1.0)
+    w = "" if width in (1, 1.0, None) else f" at {width:g} width"
+    how = "ImageNet-pretrained" if config.get("pretrained") else "from scratch"
+    size = f", {config['size']} px" if config.get("size") else ""
+    return f"{arch}{w}, {how}{size}"
+
+
+def beside_posts_title(dataset: str, run: dict, what: str) -> str:
+    """The title of a table that puts our run beside the posts' printed one: which dataset, which network, which
+    source, and "not comparable" where our network is not the posts' (an ImageNet ResNet-34)."""
+    cfg = run.get("config") or {}
+    ours = network_of(cfg)
+    same = cfg.get("arch") == "resnet34" and cfg.get("pretrained") and cfg.get("width", 1.0) == 1.0
+    verdict = "the same network as the posts" if same else "not comparable: a different network, shown for its shape"
+    return (f"{dataset}, {what}: ours = {ours}, seed {run.get('seed')}; posts' column = their ImageNet ResNet-34 run "
+            f"as the post printed it ({verdict})")
+
+
 def lr_finder_figure(title: str, runs: list[dict], span: list[float] | None = None) -> Lines | None:
     """Each run's LR-finder curve as fastai's recorder.plot() showed it (log lr vs smoothed loss), ``span``
     shaded (the posts' reading); None when no run has a curve."""

@@ -77,3 +77,15 @@ def test_references_stored_before_roles_read_their_role_from_the_label():
     assert Ref(y=1, label="rule: >= 20%").kind == "threshold" and Ref(y=1, label="r").kind == "other"
     with pytest.raises(ValueError, match="lo and hi together"):
         Bars(title="b", labels=["a"], values=[1.0], lo=[0.5])
+
+
+def test_a_table_beside_the_posts_says_dataset_network_source_and_whether_comparable():
+    from harness.records import beside_posts_title
+
+    scratch = {"seed": 3, "config": {"arch": "resnet10", "width": 0.25, "pretrained": False, "size": 96}}
+    title = beside_posts_title("circles 45-49 (Part II)", scratch, "per epoch")
+    assert "circles 45-49" in title and "ResNet-10 at 0.25 width, from scratch, 96 px" in title
+    assert "their ImageNet ResNet-34 run as the post printed it" in title and "not comparable" in title
+    posts_net = {"seed": 3, "config": {"arch": "resnet34", "width": 1.0, "pretrained": True, "size": 224}}
+    title = beside_posts_title("paintings", posts_net, "per epoch")
+    assert "ResNet-34, ImageNet-pretrained, 224 px" in title and "the same network as the posts" in title
