@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness import recipe as R
+from fixtures import fastai as FA
 from fixtures.circles import (RENDER_VERSION, counting_dataset, crop_label_noise, place_circles_batch, renderer_speed,
                               sizes_for)
 from harness import stats
@@ -136,7 +137,7 @@ def cost_estimate(spec: dict, s: dict, device_name: str) -> str:
     """Training images of a recipe and their FLOPs (PyTorch's counter) with the expected time on the device."""
     n_train = int(0.8 * len(spec["counts"]) * spec["per_class"])
     images = sum(ep for _, ep, _ in spec["stages"]) * n_train
-    model = R.create_cnn(s["arch"], len(spec["counts"]), width=s["width"])
+    model = FA.create_cnn(s["arch"], len(spec["counts"]), width=s["width"])
     per_image = train_flops_per_image(model, (3, s["size"], s["size"]))
     cost = estimate(per_image, images, device_name)
     return f"{images:,} training images through {s['arch']} at {s['size']} px: {cost}"
@@ -165,7 +166,7 @@ def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dic
         targets = torch.from_numpy(n_circles.astype(np.float32)) if regress else labels
         bank, targets = bank.to(dev), targets.to(dev)
         tr_idx, va_idx = torch.from_numpy(tr).to(dev), torch.from_numpy(va).to(dev)
-        model = R.create_cnn(s["arch"], 1 if regress else len(spec["counts"]), width=s["width"],
+        model = FA.create_cnn(s["arch"], 1 if regress else len(spec["counts"]), width=s["width"],
                              pretrained_state=pretrained_state)
         model = prepare_model(model, dev)
         loss_fn = _mse if regress else F.cross_entropy
@@ -204,7 +205,7 @@ def _run_metrics(out: dict, regress: bool) -> dict:
 @torch.no_grad()
 def _predict(model, bank, idx) -> torch.Tensor:
     model.eval()
-    pipe = R.Pipeline(bank, "center")
+    pipe = FA.Pipeline(bank, "center")
     outs = [forward(model, pipe(idx[i:i + 256]), idx.device) for i in range(0, idx.shape[0], 256)]
     return torch.cat(outs)
 
@@ -263,7 +264,7 @@ def _curves(title, runs_by_arm, refs=(), bands: bool = True) -> dict:
 def _thumbs(ctx: ClaimContext, spec: dict, seed: int, k: int = 6) -> dict:
     """A few validation views of the dataset as the network sees them (centre crop), for the report."""
     bank, _, n_circles, _ = _dataset(ctx, spec, seed)
-    x = R._crop(bank, torch.arange(k), torch.full((k,), 0.5), torch.full((k,), 0.5))
+    x = FA.crop_at(bank, torch.arange(k), torch.full((k,), 0.5), torch.full((k,), 0.5))
     title = (f"{len(spec['counts'])} classes {spec['counts'][0]}-{spec['counts'][-1]}"
              f"{' (sizes U(25, 250))' if spec['various'] else ''}: validation view, {ctx.budget['size']} px "
              "(label = circles)")
@@ -440,8 +441,8 @@ def _pixel_baseline(ctx: ClaimContext, **_) -> None:
     s = ctx.budget.settings
     datasets = {"1-5": (PART1_SMALL, False), "45-50": (PART1_LARGE, False), "45-49": (PART2, False),
                 "45-49 various sizes": (PART2, True)}
-    mean = torch.tensor(R.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(R.IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(FA.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(FA.IMAGENET_STD).view(1, 3, 1, 1)
     results = {k: {"center": [], "part1_view": []} for k in datasets}
     pixel_runs = []
 
@@ -455,8 +456,8 @@ def _pixel_baseline(ctx: ClaimContext, **_) -> None:
                                                          size=s["size"], cache_dir=str(ctx.bench.cache_dir))
                 tr, va = R.random_split(len(n_circles), seed)
                 idx = torch.arange(len(n_circles))
-                views = {"center": R.Pipeline(bank, "center")(idx),
-                         "part1_view": R.Pipeline(bank, "default")(idx, gens.torch)}
+                views = {"center": FA.Pipeline(bank, "center")(idx),
+                         "part1_view": FA.Pipeline(bank, "default")(idx, gens.torch)}
                 out[name] = {}
                 for view, x in views.items():
                     ink = _ink(x * std + mean)

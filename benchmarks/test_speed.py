@@ -152,11 +152,11 @@ def test_training_step_by_precision_and_layout(benchmark, mode, model, claimbenc
     combinations (the ConvNet at 1/4 width and the VGG at 1/8, batch 100; counting's quarter-width ResNet-10 at
     96 px, batch 64); full width on CUDA. Compare rows within the group: what ``--precision auto`` chooses
     between (bf16 here means autocast, as the runs use it)."""
-    from harness import recipe as R
+    from fixtures import fastai as FA
 
     device = claimbench.device
     if model == "resnet10":
-        net, shape, bs = R.create_cnn("resnet10", 5, width=1.0 if device.type == "cuda" else 0.25), (3, 96, 96), 64
+        net, shape, bs = FA.create_cnn("resnet10", 5, width=1.0 if device.type == "cuda" else 0.25), (3, 96, 96), 64
     else:
         make, shape = _bench_model(model, device)
         net, bs = make(0), 100

@@ -24,6 +24,7 @@ import torch
 
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness import recipe as R
+from fixtures import fastai as FA
 from fixtures.data import DataCorrupt, DataUnavailable
 from fixtures.folders import fetch_posts_folder, load_image_folder
 from harness import stats
@@ -112,11 +113,11 @@ def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state
             augment_gen = torch.Generator().manual_seed(1_000_003 + source_seed("augment", seed, vary))
             split_seed = source_seed("split", seed, vary)
         dev = ctx.device
-        bank = R.ImageBank.from_arrays(data.images, s["size"]).to(dev)
+        bank = FA.ImageBank.from_arrays(data.images, s["size"]).to(dev)
         labels = torch.from_numpy(data.labels.astype(np.int64)).to(dev)
         tr_np, va_np = R.random_split(len(data), split_seed)
         tr, va = torch.from_numpy(tr_np).to(dev), torch.from_numpy(va_np).to(dev)
-        model = prepare_model(R.create_cnn(s["arch"], len(data.classes), width=s["width"],
+        model = prepare_model(FA.create_cnn(s["arch"], len(data.classes), width=s["width"],
                                            pretrained_state=pretrained_state), dev)
         stages = [("as_created", s["ep1"], slice(3e-3)), ("unfrozen", s["ep2"], slice(1e-4))]
         out = R.fit_stages(model, bank, tr, va, labels, stages, train_kind="default", generator=order_gen,

@@ -1,6 +1,6 @@
 """The fastai v1 training recipe in plain PyTorch: fastai's ``slice`` learning rates, AdamW with one-cycle,
 the LR range test and the posts' sequences of ``fit_one_cycle`` calls (docs/claims.md section A). The data,
-transforms and models it trains are ``fixtures.fastai`` (re-exported here, so ``recipe.X`` reaches both).
+transforms and models it trains are ``fixtures.fastai``, which the claim modules import themselves.
 Written by hand because it must match fastai v1's schedules and defaults exactly; fastai itself is not a
 dependency.
 """
@@ -18,17 +18,10 @@ from torch import nn
 from harness.device import prepare_model
 from harness.train import TrainConfig, forward, train
 
-from fixtures.fastai import (
-    IMAGENET_MEAN, IMAGENET_STD, ImageBank, Pipeline, dihedral, AdaptiveConcatPool2d, fastai_head,
-    resnet_body, WeightsUnavailable, resnet34_imagenet_state, create_cnn, layer_groups, freeze, unfreeze,
-    _crop)
+from fixtures.fastai import ImageBank, Pipeline, layer_groups, unfreeze
 
-# re-exported: the claim modules reach the data, transforms and models through the recipe
-__all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "ImageBank", "Pipeline", "dihedral", "AdaptiveConcatPool2d",
-    "fastai_head", "resnet_body", "WeightsUnavailable", "resnet34_imagenet_state", "create_cnn",
-    "layer_groups", "freeze", "unfreeze", "_crop", "lr_range", "make_optimizer", "one_cycle", "fit_one_cycle",
-    "lr_find", "sweet_spot", "random_split", "stage_accuracy", "fit_stages"]
+__all__ = ["lr_range", "make_optimizer", "one_cycle", "fit_one_cycle", "lr_find", "sweet_spot", "random_split",
+           "stage_accuracy", "fit_stages"]
 
 
 def lr_range(lr: float | slice, n_groups: int = 3) -> list[float]:

@@ -119,16 +119,17 @@ def test_fastai_recipe_on_the_device(kind):
     """fit_stages with the LR finder, both training transforms and the centre-crop validation on the device:
     no host/device mixing; an epoch of fit_one_cycle reads the host as often with 8 steps as with 4."""
     from harness import recipe as R
+    from fixtures import fastai as FA
 
     rng = np.random.default_rng(0)
     imgs = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(40, 60), (64, 40), (32, 32)] * 16]
 
     def run(n_train):
         with fake_cuda() as syncs:
-            bank = R.ImageBank.from_arrays(imgs, 32).to(CUDA)
+            bank = FA.ImageBank.from_arrays(imgs, 32).to(CUDA)
             labels = torch.tensor([0, 1] * 24).to(CUDA)
             torch.manual_seed(0)
-            model = R.create_cnn("resnet10", 2, width=0.125).to(CUDA)
+            model = FA.create_cnn("resnet10", 2, width=0.125).to(CUDA)
             train_idx, valid_idx = torch.arange(n_train).to(CUDA), torch.arange(40, 48).to(CUDA)
             syncs.clear()
             res = R.fit_one_cycle(model, bank, train_idx, valid_idx, labels, 1, train_kind=kind,

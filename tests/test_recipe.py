@@ -8,6 +8,7 @@ import torch
 
 from fixtures import fastai as fastai_fx
 from harness import recipe as R
+from fixtures import fastai as FA
 from fixtures.circles import counting_dataset, crop_label_noise, place_circles_batch, sizes_for
 
 
@@ -19,7 +20,7 @@ def test_lr_range_follows_fastai_slices():
 
 
 def test_one_cycle_shape_and_momentum():
-    model = R.create_cnn("resnet10", 3, width=0.125)
+    model = FA.create_cnn("resnet10", 3, width=0.125)
     opt = R.make_optimizer(model, R.lr_range(slice(1e-4, 1e-2)))
     assert [g["betas"][1] for g in opt.param_groups] == [0.99] * 3
     assert all(g["weight_decay"] == 1e-2 for g in opt.param_groups)
@@ -37,26 +38,26 @@ def test_one_cycle_shape_and_momentum():
 
 
 def test_freeze_keeps_head_and_batchnorm_trainable():
-    model = R.create_cnn("resnet10", 5, width=0.25)
-    R.freeze(model)
+    model = FA.create_cnn("resnet10", 5, width=0.25)
+    FA.freeze(model)
     body, head = model
     assert all(p.requires_grad for p in head.parameters())
     for m in body.modules():
         for p in m.parameters(recurse=False):
             assert p.requires_grad == isinstance(m, torch.nn.BatchNorm2d)
-    R.unfreeze(model)
+    FA.unfreeze(model)
     assert all(p.requires_grad for p in model.parameters())
 
 
 def test_resnet34_head_is_fastais():
-    model = R.create_cnn("resnet34", 2)
+    model = FA.create_cnn("resnet34", 2)
     head = model[1]
     kinds = [type(m).__name__ for m in head]
     assert kinds == ["AdaptiveConcatPool2d", "Flatten", "BatchNorm1d", "Dropout", "Linear", "ReLU",
                      "BatchNorm1d", "Dropout", "Linear"]
     assert head[4].in_features == 1024 and head[4].out_features == 512 and head[8].out_features == 2
     assert [d.p for d in head if isinstance(d, torch.nn.Dropout)] == [0.25, 0.5]
-    groups = R.layer_groups(model)
+    groups = FA.layer_groups(model)
     assert len(groups) == 3 and groups[1] == [model[0].layer3, model[0].layer4]
 
 
@@ -67,29 +68,29 @@ def test_weights_file_roundtrip_and_errors(tmp_path, monkeypatch):
     path = tmp_path / "r34.pth"
     torch.save(ref.state_dict(), path)
     # a randomly initialised ResNet-34 is not the ImageNet weights: refused, unless asked for and labelled
-    with pytest.raises(R.WeightsUnavailable, match="not torchvision's ImageNet weights.*--user-weights"):
-        R.resnet34_imagenet_state(path, allow_download=False)
-    state, origin = R.resnet34_imagenet_state(path, allow_download=False, allow_user_weights=True)
+    with pytest.raises(FA.WeightsUnavailable, match="not torchvision's ImageNet weights.*--user-weights"):
+        FA.resnet34_imagenet_state(path, allow_download=False)
+    state, origin = FA.resnet34_imagenet_state(path, allow_download=False, allow_user_weights=True)
     assert origin == fastai_fx.USER_WEIGHTS_LABEL
-    model = R.create_cnn("resnet34", 2, pretrained_state=state)
+    model = FA.create_cnn("resnet34", 2, pretrained_state=state)
     assert torch.equal(model[0].layer4[2].conv2.weight, ref.layer4[2].conv2.weight)
     assert not model[0].conv1.weight.requires_grad and model[1][8].weight.requires_grad  # created frozen
     # the published checksum decides: a file whose sha256 has the published prefix is the ImageNet one
     monkeypatch.setattr(fastai_fx, "IMAGENET_SHA256_PREFIX", fastai_fx.sha256_file(path)[:8])
-    assert R.resnet34_imagenet_state(path, allow_download=False)[1].startswith("ImageNet ResNet-34")
+    assert FA.resnet34_imagenet_state(path, allow_download=False)[1].startswith("ImageNet ResNet-34")
     monkeypatch.undo()
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(R.WeightsUnavailable, match="could not be read as a state dict") as e:
-        R.resnet34_imagenet_state(tmp_path / "bad.pth", allow_download=False)
+    with pytest.raises(FA.WeightsUnavailable, match="could not be read as a state dict") as e:
+        FA.resnet34_imagenet_state(tmp_path / "bad.pth", allow_download=False)
     assert "weights_only=False" not in str(e.value)  # never relays torch's advice to unpickle anything
     torch.save({"x": torch.zeros(1)}, tmp_path / "other.pth")
-    with pytest.raises(R.WeightsUnavailable, match="not a ResNet-34"):
-        R.resnet34_imagenet_state(tmp_path / "other.pth", allow_download=False)
-    with pytest.raises(R.WeightsUnavailable, match="does not exist"):
-        R.resnet34_imagenet_state(tmp_path / "missing.pth", allow_download=False)
+    with pytest.raises(FA.WeightsUnavailable, match="not a ResNet-34"):
+        FA.resnet34_imagenet_state(tmp_path / "other.pth", allow_download=False)
+    with pytest.raises(FA.WeightsUnavailable, match="does not exist"):
+        FA.resnet34_imagenet_state(tmp_path / "missing.pth", allow_download=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(R.WeightsUnavailable, match="downloading is off"):
-        R.resnet34_imagenet_state(None, allow_download=False)
+    with pytest.raises(FA.WeightsUnavailable, match="downloading is off"):
+        FA.resnet34_imagenet_state(None, allow_download=False)
 
     def offline(*a, **k):
         raise urllib.error.URLError("no network")
@@ -97,32 +98,32 @@ def test_weights_file_roundtrip_and_errors(tmp_path, monkeypatch):
     import torchvision.models._api as tv_api  # where torchvision's weights download goes through
 
     monkeypatch.setattr(tv_api, "load_state_dict_from_url", offline)  # offline, even on a connected machine
-    with pytest.raises(R.WeightsUnavailable, match="failed: URLError"):
-        R.resnet34_imagenet_state(None, allow_download=True)
+    with pytest.raises(FA.WeightsUnavailable, match="failed: URLError"):
+        FA.resnet34_imagenet_state(None, allow_download=True)
     cached = tmp_path / "hub" / "checkpoints" / "resnet34-b627a593.pth"
     cached.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ref.state_dict(), cached)  # not the real file: its checksum gives it away, naming the file
-    with pytest.raises(R.WeightsUnavailable, match=r"resnet34-b627a593.pth are damaged .*delete the file"):
-        R.resnet34_imagenet_state(None, allow_download=False)
+    with pytest.raises(FA.WeightsUnavailable, match=r"resnet34-b627a593.pth are damaged .*delete the file"):
+        FA.resnet34_imagenet_state(None, allow_download=False)
 
 
 def _bank(n=6, size=32):
     rng = np.random.default_rng(0)
     imgs = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(40, 60), (64, 40), (32, 32)] * (n // 3)]
-    return R.ImageBank.from_arrays(imgs, size)
+    return FA.ImageBank.from_arrays(imgs, size)
 
 
 def test_image_bank_resizes_shorter_side_and_crops():
     bank = _bank()
     assert bank.hw[:3].tolist() == [[32, 48], [51, 32], [32, 32]]
-    x = R.Pipeline(bank, "center")(torch.arange(len(bank)))
+    x = FA.Pipeline(bank, "center")(torch.arange(len(bank)))
     assert x.shape == (6, 3, 32, 32) and torch.isfinite(x).all()
 
 
 @pytest.mark.parametrize("kind", ["default", "dihedral"])
 def test_training_transforms_are_seeded(kind):
     bank = _bank()
-    pipe = R.Pipeline(bank, kind)
+    pipe = FA.Pipeline(bank, kind)
     a = pipe(torch.arange(6), torch.Generator().manual_seed(1))
     b = pipe(torch.arange(6), torch.Generator().manual_seed(1))
     c = pipe(torch.arange(6), torch.Generator().manual_seed(2))
@@ -131,7 +132,7 @@ def test_training_transforms_are_seeded(kind):
 
 def test_dihedral_gives_the_eight_symmetries():
     x = torch.arange(16.).view(1, 1, 4, 4).repeat(8, 1, 1, 1)
-    out = R.dihedral(x, torch.arange(8))
+    out = FA.dihedral(x, torch.arange(8))
     assert len({tuple(o.flatten().tolist()) for o in out}) == 8
     assert torch.equal(out[0], x[0])
 
@@ -147,17 +148,17 @@ def test_dihedral_gather_equals_the_flip_and_transpose_definition():
         v = img.transpose(-1, -2) if code & 4 else img
         v = v.flip(-1) if code & 1 else v
         want.append(v.flip(-2) if code & 2 else v)
-    assert torch.equal(R.dihedral(x, k), torch.stack(want))
-    assert torch.equal(R.dihedral(x.contiguous(memory_format=torch.channels_last), k), torch.stack(want))
+    assert torch.equal(FA.dihedral(x, k), torch.stack(want))
+    assert torch.equal(FA.dihedral(x.contiguous(memory_format=torch.channels_last), k), torch.stack(want))
     with pytest.raises(ValueError, match="square"):
-        R.dihedral(torch.zeros(2, 1, 4, 5), torch.zeros(2, dtype=torch.long))
+        FA.dihedral(torch.zeros(2, 1, 4, 5), torch.zeros(2, dtype=torch.long))
 
 
 def test_lr_find_restores_the_model_and_stops_on_divergence():
     bank = _bank(12)
     labels = torch.tensor([0, 1] * 6)
     torch.manual_seed(0)  # the model's init (the autouse fixture restores the global RNG afterwards)
-    model = R.create_cnn("resnet10", 2, width=0.125)
+    model = FA.create_cnn("resnet10", 2, width=0.125)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     out = R.lr_find(model, bank, torch.arange(12), labels, train_kind="dihedral",
                     generator=torch.Generator().manual_seed(0), bs=4, num_it=100)
@@ -204,7 +205,7 @@ def test_random_crop_label_noise_matches_the_geometry():
 def test_a_weights_file_that_is_not_a_state_dict_is_refused_in_one_line(tmp_path, content):
     import torch
 
-    from harness.recipe import WeightsUnavailable, resnet34_imagenet_state
+    from fixtures.fastai import WeightsUnavailable, resnet34_imagenet_state
 
     path = tmp_path / "weights.pth"
     if content == "text":

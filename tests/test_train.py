@@ -110,6 +110,7 @@ def test_every_pass_of_a_run_uses_the_sessions_precision_and_layout(mode):
     ran fp32 NCHW inside bf16 runs)."""
     from fixtures.models import make_convnet4
     from harness import recipe as R
+    from fixtures import fastai as FA
     from harness.device import precision_override
     from harness.train import evaluate_while_training
 
@@ -131,8 +132,8 @@ def test_every_pass_of_a_run_uses_the_sessions_precision_and_layout(mode):
         evaluate_while_training(model, opt, (x, y), batch_size=20)
         passes = {"train + evaluate + flawed evaluation": list(seen)}
         seen.clear()
-        bank = R.ImageBank.from_arrays(torch.randint(0, 255, (40, 40, 40, 3), dtype=torch.uint8).numpy(), 32)
-        net = R.create_cnn("resnet10", 2, width=0.125)
+        bank = FA.ImageBank.from_arrays(torch.randint(0, 255, (40, 40, 40, 3), dtype=torch.uint8).numpy(), 32)
+        net = FA.create_cnn("resnet10", 2, width=0.125)
         net[0][4][0].conv1.register_forward_hook(hook)
         R.lr_find(net, bank, torch.arange(40), torch.randint(0, 2, (40,)), train_kind="dihedral",
                   generator=g, bs=8, num_it=3)
