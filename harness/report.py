@@ -104,11 +104,14 @@ def _first_screen(by_profile: dict[str, dict]) -> list[str]:
     return out
 
 
+MATRIX = ROOT / "reports" / "matrix"  # the environment matrix's folder (its own store and pages)
+
+
 def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, matrix: bool = False,
-                 docs: str = "../docs") -> str:
-    title = "# claimbench report\n" if n_envs < 2 else "# claimbench environment matrix\n"
+                 docs: str = "../docs", is_matrix: bool = False) -> str:
+    title = "# claimbench environment matrix\n" if is_matrix else "# claimbench report\n"
     out = [HEADER.format(store=store_path), title]
-    if n_envs > 1:
+    if is_matrix:
         out.append(f"The same claims run in {n_envs} environments (torch version, precision, device) to see whether "
                    "their verdicts survive the change: a check of the harness, not the published report (that is "
                    "the index of the folder above, decided on confirmatory seeds).\n")
@@ -324,7 +327,8 @@ def render_all(store_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tupl
     if not Path(out_dir).resolve().is_relative_to(ROOT):
         docs = "docs"  # a report outside the checkout: no path of this machine in its pages
     pages = {"README.md": render_index(by_profile, store_path, n_envs=n_envs,
-                                       matrix=(Path(out_dir) / "matrix" / "stability.md").exists(), docs=docs)}
+                                       matrix=(Path(out_dir) / "matrix" / "stability.md").exists(), docs=docs,
+                                       is_matrix=Path(out_dir).resolve() == MATRIX.resolve())}
     if n_envs > 1:
         pages["stability.md"] = stability.render(records, store_path, HEADER, md_table, collect, list(CATALOGUE))
     for family in FAMILIES:

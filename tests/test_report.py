@@ -262,3 +262,11 @@ def test_the_export_round_trips_to_the_same_verdicts(tmp_path):
     row = next(r for r in rows if r["claim_id"] == "ltfn8_mnist_vgg_979_vs_973")
     assert row["outcome"] == "analogue held" and row["identity"] and row["n"] == 5
     assert report.verify(tmp_path / "store", tmp_path / "out") == []  # the export is checked like a page
+
+
+def test_the_published_index_keeps_its_title_whatever_the_store_holds():
+    """A published store with runs of two environments (an fp32 republication beside bf16 runs) is still the
+    report; only the environment matrix's folder is titled as the matrix."""
+    assert report.render_index({}, "store", n_envs=2).splitlines()[2] == "# claimbench report"
+    matrix = report.render_index({}, "store", n_envs=4, is_matrix=True)
+    assert "# claimbench environment matrix" in matrix and "not the published report" in matrix
