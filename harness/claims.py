@@ -25,15 +25,39 @@ POSTS = {
     "control": "control beyond the posts",
 }
 
-FAMILIES = {
-    "transfer": "Transfer learning on folder datasets",
-    "counting": "Counting circles (Part I and II)",
-    "init": "Weight initialisation vs activation scale (MNIST ConvNet)",
-    "optimizers": "Optimisers (SGD, momentum, Adam)",
-    "vgg_mnist": "VGG vs the 4-layer ConvNet on MNIST",
-    "params": "Parameter tables and checkpoints",
-    "cifar": "VGG on CIFAR-10",
-}
+@dataclass(frozen=True)
+class Family:
+    """A claim family: one module in ``benchmarks/``, one report page (``<name>.md``). ``needs_data`` and
+    ``slow`` become the pytest markers ``data`` and ``slow`` of its claims (``data_claims`` / ``slow_claims``
+    name single claims of other families that read a dataset or are slow); ``full_plan`` is what the full
+    profile trains (the network, the training images, in words) for the cost estimate printed before it."""
+    name: str
+    title: str
+    needs_data: bool = False
+    slow: bool = False
+    data_claims: tuple[str, ...] = ()
+    slow_claims: tuple[str, ...] = ()
+    full_plan: tuple = ()  # (network of harness.estimate.model_table, training images, how) or ()
+
+
+FAMILY = {f.name: f for f in [
+    Family("transfer", "Transfer learning on folder datasets", needs_data=True, slow=True,
+           full_plan=("ResNet-34", 0.2e6, "10 splits x 2 datasets")),
+    Family("counting", "Counting circles (Part I and II)", slow=True,
+           full_plan=("ResNet-34", 3.8e6 + 3.8e6 + 7.3e6, "posts' claims and from-scratch control 3.8 M images "
+                      "each, Part II ablation 7.3 M (5 seeds each)")),
+    Family("init", "Weight initialisation vs activation scale (MNIST ConvNet)", needs_data=True,
+           slow_claims=("ltfn6_init_controlled",),
+           full_plan=("part 6 ConvNet", 46 * 5000 * 100, "about 46 ConvNet runs of 5,000 steps x 100 images")),
+    Family("optimizers", "Optimisers (SGD, momentum, Adam)", data_claims=("ltfn7_optimizers_on_mnist",),
+           full_plan=("part 6 ConvNet", 24 * 5000 * 100, "about 24 ConvNet runs (6 seeds x 3 optimisers + sweeps)")),
+    Family("vgg_mnist", "VGG vs the 4-layer ConvNet on MNIST", needs_data=True,
+           full_plan=("modified VGG, MNIST", 5 * 1000 * 100, "5 VGG runs of 1,000 steps (+ 5 ConvNet runs)")),
+    Family("params", "Parameter tables and checkpoints"),
+    Family("cifar", "VGG on CIFAR-10", needs_data=True, slow=True,
+           full_plan=("modified VGG, CIFAR-10", 10 * 10000 * 100, "2 arms x 5 seeds x 10,000 steps x 100 images")),
+]}
+FAMILIES = {name: f.title for name, f in FAMILY.items()}  # name -> page title, in page order
 
 
 @dataclass(frozen=True)
@@ -150,11 +174,24 @@ CATALOGUE: dict[str, Claim] = {c.id: c for c in [
 ]}
 
 
-def register_family(name: str, title: str) -> None:
-    """A claim family from outside the package (a plugin or a test module): its report page is ``<name>.md``."""
-    if name in FAMILIES and FAMILIES[name] != title:
-        raise ValueError(f"family {name!r} is already registered as {FAMILIES[name]!r}")
+def register_family(name: str, title: str, **facts) -> None:
+    """A claim family from outside the package (a plugin or a test module): its report page is ``<name>.md``;
+    ``facts`` are the other fields of :class:`Family`."""
+    family = Family(name, title, **facts)
+    if name in FAMILY and FAMILY[name] != family:
+        raise ValueError(f"family {name!r} is already registered as {FAMILY[name]}")
+    FAMILY[name] = family
     FAMILIES[name] = title
+
+
+def is_data_claim(claim: Claim) -> bool:
+    fam = FAMILY.get(claim.family)
+    return bool(fam and (fam.needs_data or claim.id in fam.data_claims))
+
+
+def is_slow_claim(claim: Claim) -> bool:
+    fam = FAMILY.get(claim.family)
+    return bool(fam and (fam.slow or claim.id in fam.slow_claims))
 
 
 def register_claim(claim: Claim) -> None:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from harness.claims import FAMILY
+
 # Dense peak FLOP/s used for estimates, by the device name's key word; bf16 on GPUs, fp32 on the CPU.
 PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "CPU": 25e9}
 UTILISATION = 0.3  # a realistic share of the peak for small convolutions at batch 64-100
@@ -64,19 +66,6 @@ def model_table() -> list[tuple[str, float]]:
     ]
 
 
-# The full profile's training images per family: planned runs x steps x batch (or images x epochs), from the
-# claim modules' full budgets. The model of each is a key of ``model_table``'s order.
-FULL_PLAN = {
-    "init": ("part 6 ConvNet", 46 * 5000 * 100, "about 46 ConvNet runs of 5,000 steps x 100 images"),
-    "optimizers": ("part 6 ConvNet", 24 * 5000 * 100, "about 24 ConvNet runs (6 seeds x 3 optimisers + sweeps)"),
-    "vgg_mnist": ("modified VGG, MNIST", 5 * 1000 * 100, "5 VGG runs of 1,000 steps (+ 5 ConvNet runs)"),
-    "cifar": ("modified VGG, CIFAR-10", 10 * 10000 * 100, "2 arms x 5 seeds x 10,000 steps x 100 images"),
-    "counting": ("ResNet-34", 3.8e6 + 3.8e6 + 7.3e6, "posts' claims and from-scratch control 3.8 M images "
-                                                       "each, Part II ablation 7.3 M (5 seeds each)"),
-    "transfer": ("ResNet-34", 0.2e6, "10 splits x 2 datasets"),
-}
-
-
 def family_estimates(device_name: str, families=None) -> list[str]:
     """One line per family: FLOPs of its full profile and the expected time on ``device_name``."""
     gflop = {}
@@ -85,9 +74,10 @@ def family_estimates(device_name: str, families=None) -> list[str]:
             if name.startswith(key):
                 gflop[key] = g
     out = []
-    for fam, (model, images, how) in FULL_PLAN.items():
-        if families is not None and fam not in families:
+    for fam, family in FAMILY.items():  # each family's full-profile plan lives in its Family record
+        if not family.full_plan or (families is not None and fam not in families):
             continue
+        model, images, how = family.full_plan
         out.append(f"{fam}: {estimate(gflop[model] * 1e9, images, device_name)} ({how})")
     return out
 

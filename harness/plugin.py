@@ -34,7 +34,7 @@ import torch
 from harness import progress
 from harness import report as report_mod
 from harness.claim import PUBLISHED, ROOT, USER_RESULTS, ClaimBench
-from harness.claims import CATALOGUE, Case, parse_claim_ids
+from harness.claims import CATALOGUE, Case, is_data_claim, is_slow_claim, parse_claim_ids
 from harness.device import (device_name, precision, precision_note, resolve_device, set_deterministic,
                             set_precision, threads_per_worker, versions)
 from harness.executors import make_executor
@@ -46,12 +46,6 @@ from harness.verdict import LABELS, NOT_RUN
 STATE_KEY = pytest.StashKey["ClaimBench"]()
 FOLDER_DATASETS = ("paintings", "kittencat")  # the image-folder datasets --folder may replace
 MANY_SEEDS = 20  # --seeds above this per arm needs --yes at a profile that decides (hours of runs)
-# which claims read a dataset (marker `data`) and which are slow within their profile (marker `slow`: minutes
-# on 2 CPU cores at the cpu profile), so `-m "not slow"` and `-m "not data"` select what a user expects
-DATA_FAMILIES = {"init", "vgg_mnist", "cifar", "transfer"}
-DATA_CLAIMS = {"ltfn7_optimizers_on_mnist"}
-SLOW_FAMILIES = {"counting", "transfer", "cifar"}
-SLOW_CLAIMS = {"ltfn6_init_controlled"}
 MARKERS = {
     "gpu": "needs CUDA (skipped as 'not run: device' without it)",
     "data": "needs a dataset from --data-dir (skipped as 'not run: data' without it)",
@@ -310,9 +304,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if case.budgets[s.profile.name].needs_cuda:
             item.add_marker(pytest.mark.gpu)
         claim = case.claim
-        if claim.family in DATA_FAMILIES or case.claim_id in DATA_CLAIMS:
+        if is_data_claim(claim):  # the Family record says which claims read a dataset or are slow
             item.add_marker(pytest.mark.data)
-        if claim.family in SLOW_FAMILIES or case.claim_id in SLOW_CLAIMS:
+        if is_slow_claim(claim):
             item.add_marker(pytest.mark.slow)
         keep.append(item)
     if drop:
