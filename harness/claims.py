@@ -38,24 +38,29 @@ class Family:
     data_claims: tuple[str, ...] = ()
     slow_claims: tuple[str, ...] = ()
     full_plan: tuple = ()  # (network of harness.estimate.model_table, training images, how) or ()
+    full_pflop: float = 0.0  # the full plan's training FLOPs (PyTorch's counter; tests/test_train.py checks it)
 
 
 FAMILY = {f.name: f for f in [
     Family("transfer", "Transfer learning on folder datasets", needs_data=True, slow=True,
-           full_plan=("ResNet-34", 0.2e6, "10 splits x 2 datasets")),
+           full_plan=("ResNet-34", 0.2e6, "10 splits x 2 datasets"), full_pflop=4.35),
     Family("counting", "Counting circles (Part I and II)", slow=True,
            full_plan=("ResNet-34", 3.8e6 + 3.8e6 + 7.3e6, "posts' claims and from-scratch control 3.8 M images "
-                      "each, Part II ablation 7.3 M (5 seeds each)")),
+                      "each, Part II ablation 7.3 M (5 seeds each)"), full_pflop=324.02),
     Family("init", "Weight initialisation vs activation scale (MNIST ConvNet)", needs_data=True,
            slow_claims=("ltfn6_init_controlled",),
-           full_plan=("part 6 ConvNet", 46 * 5000 * 100, "about 46 ConvNet runs of 5,000 steps x 100 images")),
+           full_plan=("part 6 ConvNet", 46 * 5000 * 100, "about 46 ConvNet runs of 5,000 steps x 100 images"),
+           full_pflop=10.02),
     Family("optimizers", "Optimisers (SGD, momentum, Adam)", data_claims=("ltfn7_optimizers_on_mnist",),
-           full_plan=("part 6 ConvNet", 24 * 5000 * 100, "about 24 ConvNet runs (6 seeds x 3 optimisers + sweeps)")),
+           full_plan=("part 6 ConvNet", 24 * 5000 * 100, "about 24 ConvNet runs (6 seeds x 3 optimisers + sweeps)"),
+           full_pflop=5.23),
     Family("vgg_mnist", "VGG vs the 4-layer ConvNet on MNIST", needs_data=True,
-           full_plan=("modified VGG, MNIST", 5 * 1000 * 100, "5 VGG runs of 1,000 steps (+ 5 ConvNet runs)")),
+           full_plan=("modified VGG, MNIST", 5 * 1000 * 100, "5 VGG runs of 1,000 steps (+ 5 ConvNet runs)"),
+           full_pflop=0.88),
     Family("params", "Parameter tables and checkpoints"),
     Family("cifar", "VGG on CIFAR-10", needs_data=True, slow=True,
-           full_plan=("modified VGG, CIFAR-10", 10 * 10000 * 100, "2 arms x 5 seeds x 10,000 steps x 100 images")),
+           full_plan=("modified VGG, CIFAR-10", 10 * 10000 * 100, "2 arms x 5 seeds x 10,000 steps x 100 images"),
+           full_pflop=17.56),
 ]}
 FAMILIES = {name: f.title for name, f in FAMILY.items()}  # name -> page title, in page order
 

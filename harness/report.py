@@ -22,7 +22,8 @@ from pathlib import Path
 
 
 from harness import stability
-from harness.claims import CATALOGUE, FAMILIES
+from harness.claims import CATALOGUE, FAMILIES, FAMILY
+from harness.estimate import UTILISATION, peak_of
 from harness.decide import (run_index)
 from harness.profiles import PROFILES
 from harness.records import figure_from_dict, legend_line
@@ -186,6 +187,17 @@ def _render_figure(fig_spec: dict, path: Path) -> None:
     figure_from_dict(fig_spec).render(path)
 
 
+def _full_cost(family: str) -> str:
+    """The family's full profile on one GPU, from its FLOP count (PyTorch's counter, recorded in the Family)."""
+    fam = FAMILY.get(family)
+    if fam is None or not fam.full_pflop:
+        return ""
+    minutes = fam.full_pflop * 1e15 / (peak_of("H200") * UTILISATION) / 60
+    return (f"the family's full profile on one GPU: {fam.full_pflop:.1f} PFLOP of training, about {minutes:.0f} "
+            f"min on an H200 at {UTILISATION:.0%} of its dense peak ({fam.full_plan[2]}; `python -m "
+            "harness.estimate`)")
+
+
 def _legend_of(spec: dict) -> str:
     try:
         return legend_line(figure_from_dict(spec))
@@ -227,6 +239,9 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                         if full is not None and profile != "full":
                             out.append(f"- the posts' claim, decided at the full profile (identity `{full.identity}`): "
                                        f"{full.render()}")
+                            cost = _full_cost(claim.family)
+                            if cost:
+                                out.append(f"- {cost}")
                 out.append(f"- ours: {rec.get('ours', '-')}")
                 if parts_text(rec):
                     out.append(f"- parts: {parts_text(rec)}")
