@@ -76,7 +76,10 @@ def test_weights_file_roundtrip_and_errors(tmp_path, monkeypatch):
     assert torch.equal(model[0].layer4[2].conv2.weight, ref.layer4[2].conv2.weight)
     assert not model[0].conv1.weight.requires_grad and model[1][8].weight.requires_grad  # created frozen
     # the published checksum decides: a file whose sha256 has the published prefix is the ImageNet one
-    monkeypatch.setattr(fastai_fx, "IMAGENET_SHA256_PREFIX", fastai_fx.sha256_file(path)[:8])
+    from fixtures import backbones
+    from fixtures.data import sha256_file
+
+    monkeypatch.setattr(backbones, "IMAGENET_SHA256_PREFIX", sha256_file(path)[:8])
     assert FA.resnet34_imagenet_state(path, allow_download=False)[1].startswith("ImageNet ResNet-34")
     monkeypatch.undo()
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
