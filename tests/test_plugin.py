@@ -254,10 +254,11 @@ def test_environments_share_a_store_and_the_stability_page_shows_flips(tmp_path)
     rows = [line for line in page.splitlines() if line.startswith("| ltfn9_checkpoint_184mb")]
     assert len(rows) == 2 and "flips / **flips**" not in rows[0]
     assert rows[0].startswith("| ltfn9_checkpoint_184mb / flips") and "**flips**" in rows[0]
-    assert "not reproduced" in rows[0] and "reproduced" in rows[0].replace("not reproduced", "")
+    assert "held · " in rows[0] and "failed · " in rows[0]  # a cell: the verdict in a word, the first number
     assert rows[1].startswith("| ltfn9_checkpoint_184mb / stays") and "| stable" in rows[1]
-    assert "v[arm]: 10 = 14.1 seed sd" in rows[1]
+    assert "- ltfn9_checkpoint_184mb / stays: v[arm]: 10 = 14.1 seed sd" in page  # listed under the grid
     assert "1 flip, 1 stable" in page and "bf16" in page and "fp32" in page
+    assert "**Left out of the grid**" in page and "- ltfn6_init_controlled: not run in the matrix" in page
     index = (tmp_path / "rep" / "README.md").read_text()
     assert "verdicts from 2 environments" in index and "(stability.md)" in index
 
