@@ -81,8 +81,6 @@ SEEDS = {"smoke": 1, "cpu": 5, "full": 5}  # at least 5 seeds per compared arm (
 ABLATION_SEEDS = {"smoke": 1, "cpu": 5, "full": 5}
 BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
 ABLATION_BUDGETS = {p: Budget(seeds=ABLATION_SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
-POSTS_CLAIMS = ("counting_1to5_baseline_86pct", "counting_1to5_finetune_99pct", "counting_45to50_near_chance",
-                "counting_45to49_sensible_transforms_100pct", "counting_various_sizes_100pct")
 POSTS_ERROR = {  # the posts' error_rate per epoch (docs/claims.md), all stages of the run in order
     "part1_small": [.346, .165, .136] + [.133, .100, .056, .033, .022, .021, .003, .007, .003, .001, .002, .003,
                                          .002, .002, .002],
@@ -534,7 +532,6 @@ POSTS_CASES = {  # the posts' claims: which recipe, and what their page adds
     "counting_45to49_sensible_transforms_100pct": dict(name="part2", instability=True),
     "counting_various_sizes_100pct": dict(name="part2_various", instability=True),
 }
-assert tuple(POSTS_CASES) == POSTS_CLAIMS
 CASES = [Case(c, BUDGETS, run=functools.partial(_posts_claim, **kw)) for c, kw in POSTS_CASES.items()] + [
     Case("counting_from_scratch", BUDGETS, run=_from_scratch),
     Case("counting_part2_ablation", ABLATION_BUDGETS, run=_ablation),

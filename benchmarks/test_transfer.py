@@ -195,10 +195,9 @@ def _sweet_spots(runs) -> list[dict]:
                          *LR_WINDOW) for r in runs if r.get("lr_find")]
 
 
-def _posts_claim(ctx: ClaimContext, *, claimbench: ClaimBench, weights, lr_figure: bool = False,
+def _posts_claim(ctx: ClaimContext, *, claimbench: ClaimBench, weights, name: str, lr_figure: bool = False,
                  notes: tuple[str, ...] = ()) -> None:
-    """One of the posts' five claims: ImageNet ResNet-34 in fastai's recipe on the claim's folder dataset."""
-    name = DATASET_OF[ctx.case.claim_id]
+    """One of the posts' five claims: ImageNet ResNet-34 in fastai's recipe on its folder dataset ``name``."""
     data = folder(claimbench, ctx, name)
     state = weights.require(ctx)
     ctx.require_decided()  # the cpu profile's rule does not decide these (ResNet-34 at 224 px needs a GPU)
@@ -233,8 +232,9 @@ def _from_scratch(ctx: ClaimContext, *, claimbench: ClaimBench, **_) -> None:
 
 NOTES = {"kittencat_finetune_92pct": ("On one split the posts' 61/66 vs 57/66 is not significant (Fisher p ~ 0.4); "
                                       "the rule pairs the two stages of each split (the same run).",)}
-CASES = [Case(c, BUDGETS, run=functools.partial(_posts_claim, lr_figure=c in LR_FIGURE, notes=NOTES.get(c, ())))
-         for c in DATASET_OF] + [Case("transfer_from_scratch", BUDGETS, run=_from_scratch)]
+CASES = [Case(c, BUDGETS, run=functools.partial(_posts_claim, name=name, lr_figure=c in LR_FIGURE,
+                                                notes=NOTES.get(c, ())))
+         for c, name in DATASET_OF.items()] + [Case("transfer_from_scratch", BUDGETS, run=_from_scratch)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

@@ -9,7 +9,7 @@ with its identity (an analogue says what it decides instead of the posts' number
 """
 from __future__ import annotations
 
-from harness.claims import CATALOGUE, FAMILIES, POSTS
+from harness.claims import CATALOGUE, FAMILY, POSTS
 from harness.rulebook import HYPOTHESES, RULES
 
 PROFILES_SHOWN = ("cpu", "full")
@@ -47,11 +47,11 @@ NOTES = """\
 def render() -> str:
     posts = "; ".join(f"*{title}*" for key, title in POSTS.items() if key != "control")
     out = [INTRO.format(posts=posts)]
-    for family, title in FAMILIES.items():
-        claims = [c for c in CATALOGUE.values() if c.family == family]
+    for fam in FAMILY.values():
+        claims = [c for c in CATALOGUE.values() if c.family == fam.name]
         if not claims:
             continue
-        out.append(f"## {title}\n")
+        out.append(f"## {fam.title}\n")
         for c in claims:
             section = f" ({c.section})" if c.section else ""
             out.append(f"### `{c.id}`{section}\n")

@@ -23,7 +23,7 @@ from harness.device import (deterministic, environment, environment_hash, precis
                             threads_per_worker)
 from harness.executors import PendingRun, RemoteContext, WorkerSetup
 from harness.profiles import Budget, seeds_for
-from harness.records import Figure, Table, as_stored
+from harness.records import Figure, Ref, Table, as_stored
 from harness.rulebook import decision
 from harness.rules import NotDecided
 from harness.store import Store, git_info, now_utc
@@ -265,21 +265,14 @@ class ClaimContext:
                  "seed per family is shown on its page)" if precision(self.device) == "bf16" else "")
         return "; ".join(x for x in (self.budget.deviation, extra) if x)
 
-    def rule_refs(self, metric: str, scale: float = 1.0, unit: str = "") -> list:
+    def rule_refs(self, metric: str, scale: float = 1.0, unit: str = "") -> list[Ref]:
         """The levels this profile's registered rule holds ``metric`` to (at least / at most, also inside all-of),
         as threshold lines for a figure whose axis is ``scale`` times the metric (100 for percent)."""
-        from harness.records import Ref
-
         d = decision(self.case.claim_id, self.case.variant, self.profile)
-        out, todo = [], [d.rule] if d is not None else []
-        while todo:
-            rule = todo.pop(0)
-            todo.extend(getattr(rule, "parts", ()))
-            term = getattr(rule, "term", None)
-            if term is not None and hasattr(rule, "level") and term.metric == metric:
-                y = rule.level * scale
-                out.append(Ref(y=y, label=f"rule: {rule.op} {y:g}{unit}", color="tab:red", role="threshold"))
-        return out
+        levels = [leaf for leaf in (d.rule.leaves() if d is not None else [])
+                  if hasattr(leaf, "level") and getattr(leaf, "term", None) is not None and leaf.term.metric == metric]
+        return [Ref(y=leaf.level * scale, label=f"rule: {leaf.op} {leaf.level * scale:g}{unit}", color="tab:red",
+                    role="threshold") for leaf in levels]
 
     def require_decided(self) -> None:
         """Ends the claim as "not run (profile)", with the rulebook's reason, where this profile's registered

@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 from harness import stability
-from harness.claims import CATALOGUE, FAMILIES, FAMILY
+from harness.claims import CATALOGUE, FAMILY
 from harness.estimate import UTILISATION, peak_of
 from harness.decide import (run_index)
 from harness.profiles import PROFILES
@@ -178,8 +178,8 @@ def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, 
     out.append(INTRO.format(version=DECISION_VERSION))
     out.append("Every verdict as data: [verdicts.csv](verdicts.csv), [verdicts.json](verdicts.json).\n")
     out.append("## Families\n")
-    for fam, title in FAMILIES.items():
-        out.append(f"- [{title}]({fam}.md)")
+    for fam in FAMILY.values():
+        out.append(f"- [{fam.title}]({fam.name}.md)")
     return "\n".join(out) + "\n"
 
 
@@ -207,7 +207,7 @@ def _legend_of(spec: dict) -> str:
 
 def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: dict, fig_dir: Path,
                   store_path: str, figures: list[tuple[dict, Path]]) -> str:
-    out = [HEADER.format(store=store_path), f"# {FAMILIES[family]}\n", "[back to the index](README.md)\n"]
+    out = [HEADER.format(store=store_path), f"# {FAMILY[family].title}\n", "[back to the index](README.md)\n"]
     drawn: dict[str, tuple[str, str]] = {}  # figure spec -> (file, where it was first shown)
     for claim in (c for c in CATALOGUE.values() if c.family == family):
         out.append(f"## {claim.id}\n")
@@ -335,18 +335,14 @@ def render_all(store_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tupl
     runs = run_index(records)
     figures: list[tuple[dict, Path]] = []
     n_envs = len(stability.split_by_env(records))
-    try:
-        docs = Path(os.path.relpath(ROOT / "docs", Path(out_dir).resolve())).as_posix()
-    except ValueError:
-        docs = "docs"
-    if not Path(out_dir).resolve().is_relative_to(ROOT):
-        docs = "docs"  # a report outside the checkout: no path of this machine in its pages
+    out = Path(out_dir).resolve()  # a report outside the checkout gets no path of this machine in its pages
+    docs = Path(os.path.relpath(ROOT / "docs", out)).as_posix() if out.is_relative_to(ROOT) else "docs"
     pages = {"README.md": render_index(by_profile, store_path, n_envs=n_envs,
                                        matrix=(Path(out_dir) / "matrix" / "stability.md").exists(), docs=docs,
-                                       is_matrix=Path(out_dir).resolve() == MATRIX.resolve())}
+                                       is_matrix=out == MATRIX.resolve())}
     if n_envs > 1:
         pages["stability.md"] = stability.render(records, store_path, HEADER, md_table, collect, list(CATALOGUE))
-    for family in FAMILIES:
+    for family in FAMILY:
         pages[f"{family}.md"] = render_family(family, by_profile, runs, Path("figures"), store_path, figures)
     pages.update(export_files(export_rows(by_profile, is_analogue)))
     return pages, figures

@@ -110,9 +110,10 @@ def _moved(rows_by_env: dict[str, dict], runs: dict[str, dict], profile: str) ->
     return moved
 
 
-def stability(records: list[dict], collect) -> tuple[dict[str, dict], list[dict]]:
-    """(environments by hash, one row per (profile, claim, variant) decided in two or more of them); ``collect``
-    is the report's own re-derivation (records -> profile -> claim -> row), applied environment by environment."""
+def stability(records: list[dict], collect) -> tuple[dict[str, dict], list[dict], dict[str, set[str]]]:
+    """(environments by hash, one row per (profile, claim, variant) decided in two or more of them, and per claim
+    id the environments that decided it); ``collect`` is the report's own re-derivation (records -> profile ->
+    claim -> row), applied environment by environment, once."""
     runs = run_index(records)
     envs = environments(records)
     per_env = {env: collect(recs) for env, recs in split_by_env(records).items()}
@@ -129,20 +130,13 @@ def stability(records: list[dict], collect) -> tuple[dict[str, dict], list[dict]
                      "ours": {env: rec.get("ours", "-") for env, rec in found.items()},
                      "stable": len(set(verdicts.values())) == 1, "moved": _moved(found, runs, profile)})
     rows.sort(key=lambda r: (r["stable"], r["profile"], r["claim_id"], r["variant"]))
-    return envs, rows
-
-
-def coverage(records: list[dict], collect) -> dict[str, set[str]]:
-    """Per claim id, the environments of the store that decided it (any profile but smoke)."""
-    out: dict[str, set[str]] = {}
-    for env, recs in split_by_env(records).items():
-        for profile, rows in collect(recs).items():
-            if profile == "smoke":
-                continue
-            for (cid, _var), rec in rows.items():
-                if rec["verdict"] != NOT_RUN:
-                    out.setdefault(cid, set()).add(env)
-    return out
+    covered: dict[str, set[str]] = {}  # claim id -> environments that decided it (any profile but smoke)
+    for env, by_profile in per_env.items():
+        for profile, decided in by_profile.items():
+            for (cid, _var), rec in decided.items():
+                if profile != "smoke" and rec["verdict"] != NOT_RUN:
+                    covered.setdefault(cid, set()).add(env)
+    return envs, rows, covered
 
 
 SHORT = {"reproduced": "held", "not_reproduced": "failed", "inconclusive": "undecided", NOT_RUN: "not run"}
@@ -158,7 +152,7 @@ def _cell(verdict: str, ours: str, width: int = 20) -> str:
 def render(records: list[dict], store_path: str, header: str, table, collect, catalogue_ids=()) -> str:
     """The stability page's markdown (``table`` is the report's markdown-table helper; ``catalogue_ids`` every
     claim, so that those left out of the grid are named with the reason)."""
-    envs, rows = stability(records, collect)
+    envs, rows, covered = stability(records, collect)
     used = sorted({e for r in rows for e in r["verdicts"]}, key=lambda e: env_label(envs.get(e, {})))
     out = [header.format(store=store_path), "# Verdict stability across environments\n",
            "[back to the index](README.md)\n",
@@ -196,7 +190,6 @@ def render(records: list[dict], store_path: str, header: str, table, collect, ca
         out += [f"- {r['claim_id']}{' / ' + r['variant'] if r['variant'] else ''}: {'; '.join(r['moved'])}"
                 for r in moved]
         out.append("")
-    covered = coverage(records, collect)
     in_grid = {r["claim_id"] for r in rows}
     left = [(cid, covered.get(cid, set())) for cid in catalogue_ids if cid not in in_grid]
     if left:

@@ -1,4 +1,5 @@
 """Option parsing: profiles, seeds, devices and claim ids; bad values are usage errors listing valid ones."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -186,7 +187,7 @@ def test_the_install_id_is_made_once_per_installation(tmp_path, monkeypatch):
 
 
 def _claim_session(tmp_path, *args):
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("CLAIMBENCH_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMBENCH_")}
     env.update(CLAIMBENCH_OFFLINE="1", CLAIMBENCH_DEVICE="cpu", CLAIMBENCH_HOME=str(tmp_path / "home"))
     return subprocess.run([sys.executable, "-m", "pytest", "--profile", "smoke", "--report-dir",
                            str(tmp_path / "rep"), "-p", "no:cacheprovider", "-q", *args],
