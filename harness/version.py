@@ -3,9 +3,15 @@
 Every verdict's identity (``harness.rulebook.identity``) carries ``DECISION_VERSION``, and the confirmatory
 seeds are drawn from identities, so a new version re-draws every claim's deciding seeds: no verdict of one
 decision procedure is ever carried over to another. ``CODE_DIGEST`` is the digest of the decision code
-(``DECISION_MODULES``: their syntax trees without docstrings, so comments and wording may change freely);
-``tests/test_decision_version.py`` and ``python -m harness.report --verify`` fail when the code no longer
-matches it, which forces a change of the code to come with a new version.
+(``DECISION_MODULES``); ``tests/test_decision_version.py`` and ``python -m harness.report --verify`` fail when
+the code no longer matches it, which forces a change of the code to come with a new version.
+
+The digest reads what the code does, not how it is laid out: every top-level statement of the decision
+modules without docstrings (comments and wording may change freely), as a sorted multiset, so a definition
+may move from one decision module to another without a new version; imports between decision modules only
+make such a definition visible and are left out unless they rename it (``import x as y`` is kept), and
+every other import counts once. A changed statement, a renamed binding or a new import from outside the
+decision code changes the digest.
 """
 from __future__ import annotations
 
@@ -15,8 +21,8 @@ from pathlib import Path
 
 DECISION_VERSION = "2"
 # version 1 (no field in older verdict records): Holm across the profile, refutation only when powered
-CODE_DIGEST = "00570fb718c1fd78"
-DECISION_MODULES = ("rules.py", "stats.py", "decide.py", "verdict.py")
+CODE_DIGEST = "df55661a3c502097"
+DECISION_MODULES = ("rulebase.py", "rules.py", "stats.py", "decide.py", "verdict.py")
 HERE = Path(__file__).resolve().parent
 
 
@@ -30,12 +36,40 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def _internal(module: str | None, name: str = "") -> bool:
+    """Whether an import names a decision module (``harness.rules``, or ``rules`` from ``harness``)."""
+    mods = {m[:-3] for m in DECISION_MODULES}
+    if module == "harness":
+        return name in mods
+    return module is not None and module.startswith("harness.") and module[len("harness."):] in mods
+
+
+def statements(root: Path = HERE) -> list[str]:
+    """The decision code as the digest reads it (see the module text), one dumped statement per entry."""
+    body: list[str] = []
+    imports: set[str] = set()
+    for name in DECISION_MODULES:
+        tree = _strip_docstrings(ast.parse((root / name).read_text(), filename=name))
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    inner = _internal(node.module, alias.name) or _internal(node.module)
+                    if inner and (alias.asname is None or alias.asname == alias.name):
+                        continue  # only makes a decision-code definition visible here
+                    imports.add(f"from {node.module} import {alias.name} as {alias.asname or alias.name}")
+                continue
+            if isinstance(node, ast.Import):
+                imports.update(f"import {a.name} as {a.asname or a.name}" for a in node.names)
+                continue
+            body.append(ast.dump(node, include_attributes=False))
+    return sorted(imports) + sorted(body)
+
+
 def code_digest(root: Path = HERE) -> str:
     """The digest of the decision code as it is on disk."""
     h = hashlib.sha256()
-    for name in DECISION_MODULES:
-        tree = _strip_docstrings(ast.parse((root / name).read_text(), filename=name))
-        h.update(name.encode() + b"\0" + ast.dump(tree, include_attributes=False).encode() + b"\0")
+    for entry in statements(root):
+        h.update(entry.encode() + b"\0")
     return h.hexdigest()[:16]
 
 

@@ -101,5 +101,25 @@ def test_a_change_to_the_decision_code_is_caught(tmp_path):
     same = version.code_digest(tmp_path)
     (tmp_path / "rules.py").write_text((tmp_path / "rules.py").read_text() + "\n# a comment changes nothing\n")
     assert version.code_digest(tmp_path) == same
-    (tmp_path / "rules.py").write_text((tmp_path / "rules.py").read_text().replace("MIN_SEEDS = 5", "MIN_SEEDS = 4"))
+    base = (tmp_path / "rulebase.py").read_text()
+    (tmp_path / "rulebase.py").write_text(base.replace("MIN_SEEDS = 5", "MIN_SEEDS = 4"))
+    assert version.code_digest(tmp_path) != same
+
+
+def test_moving_a_definition_between_decision_modules_keeps_the_digest(tmp_path):
+    for name in version.DECISION_MODULES:
+        (tmp_path / name).write_text((version.HERE / name).read_text())
+    same = version.code_digest(tmp_path)
+    rules, base = (tmp_path / "rules.py").read_text(), (tmp_path / "rulebase.py").read_text()
+    start = rules.index("def combine(")
+    end = rules.index("\n\n\n", start)
+    moved = rules[start:end]
+    (tmp_path / "rules.py").write_text(rules[:start] + rules[end:] + "\nfrom harness.rulebase import combine\n")
+    (tmp_path / "rulebase.py").write_text(base + "\n\n" + moved + "\n")
+    assert version.code_digest(tmp_path) == same  # the same statements, laid out differently
+    (tmp_path / "rules.py").write_text(rules + "\nfrom harness.rulebase import AtLeast as AtMost\n")
+    assert version.code_digest(tmp_path) != same  # a renaming import changes what a name means
+    (tmp_path / "rules.py").write_text(rules + "\nfrom scipy.stats import ttest_1samp\n")
+    assert version.code_digest(tmp_path) != same  # so does code from outside the decision modules
+    (tmp_path / "rules.py").write_text(rules.replace("if NOT_REPRODUCED in decided:", "if NOT_RUN in decided:"))
     assert version.code_digest(tmp_path) != same
