@@ -19,8 +19,7 @@ import torch
 
 from harness.claims import Case
 from harness.decide import confirmatory_seeds
-from harness.device import (deterministic, environment, environment_hash, precision, precision_override,
-                            threads_per_worker)
+from harness.device import Precision, environment, environment_hash, precision_override, threads_per_worker
 from harness.executors import PendingRun, RemoteContext, WorkerSetup
 from harness.profiles import Budget, seeds_for
 from harness.records import Figure, Ref, Table, as_stored
@@ -62,6 +61,7 @@ class ClaimBench:
     collected_claims: set[str] = field(default_factory=set)
     report_error: str = ""
     comparison: list = field(default_factory=list)  # the session's verdicts beside the published ones
+    precision: Precision = Precision()  # the session's numerics (--precision, --deterministic), resolved once
     stored_elsewhere: bool = False  # pytest-xdist controller: a worker stored runs (the report is built here)
     planned: int = 0  # claim tests selected for this session
     started: float = field(default_factory=time.perf_counter)  # every claim id with a test, before -k / --claims
@@ -171,7 +171,8 @@ class ClaimContext:
         remote = {k: v for k, v in call.items() if k != "session"}
         remote["ctx"] = self  # pickled as a RemoteContext, the same object the run's function closes over
         threads = threads_per_worker(getattr(ex, "workers", 1)) if self.device.type == "cpu" else None
-        setup = WorkerSetup(precision(self.device), deterministic(), self.device.type, threads)
+        numerics = self.bench.precision
+        setup = WorkerSetup(numerics.on(self.device), numerics.deterministic, self.device.type, threads)
 
         def done(pending, rec):
             self._calls[rec["run_id"]] = call
@@ -242,7 +243,7 @@ class ClaimContext:
         """Under bf16, the first claim a family decides in a session gets one fp32 control seed: its first
         arm's first run trained again at fp32 (stored with its own environment and role, never deciding)."""
         family = self.claim.family
-        if precision(self.device) != "bf16" or family in self.bench.controlled_families:
+        if self.bench.precision.on(self.device) != "bf16" or family in self.bench.controlled_families:
             return None
         for label, runs in arms.items():
             for r in runs:
@@ -262,7 +263,7 @@ class ClaimContext:
     def _deviation(self) -> str:
         """The budget's departure from the posts, plus what the device adds (bf16 autocast on CUDA)."""
         extra = ("trained under bf16 autocast with channels_last convolutions (the posts: fp32; one fp32 control "
-                 "seed per family is shown on its page)" if precision(self.device) == "bf16" else "")
+                 "seed per family is shown on its page)" if self.bench.precision.on(self.device) == "bf16" else "")
         return "; ".join(x for x in (self.budget.deviation, extra) if x)
 
     def rule_refs(self, metric: str, scale: float = 1.0, unit: str = "") -> list[Ref]:

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
 import platform
 import re
 import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any, ContextManager, Iterator
 
 import torch
 
@@ -54,7 +56,47 @@ def device_name(device: torch.device) -> str:
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
-_PRECISION: dict[str, str] = {}  # the session's resolved precision, set by the plugin
+UNCHOSEN = "default (bf16 on CUDA, fp32 on the CPU)"  # recorded where no session chose a precision
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The numerics a session trains with: a value the session owns (``ClaimBench.precision``), resolved once
+    from ``--precision`` / ``--deterministic`` and recorded in every run's environment. The device helpers
+    below read the precision *active* in the current context: a session activates its own for its lifetime
+    (``activate``), a worker process the one its session sent, and a block may run under another one
+    (``precision_override``, the fp32 control seed). Outside any session: bf16 on CUDA, fp32 on the CPU."""
+
+    mode: str = ""  # "fp32" | "bf16"; "" = none chosen
+    note: str = ""  # how "auto" chose it, for the terminal header
+    deterministic: bool = False  # --deterministic (the torch flags themselves: ``set_deterministic``)
+
+    def on(self, device: torch.device | None) -> str:
+        """The mode used on ``device``: the chosen one, else the default for the device."""
+        if self.mode:
+            return self.mode
+        return "bf16" if device is not None and device.type == "cuda" else "fp32"
+
+    def recorded(self) -> str:
+        """The precision field of a run's environment."""
+        return self.mode or UNCHOSEN
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator["Precision"]:
+        """Make this the active precision for a block (the session's lifetime, or one control run)."""
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
+
+
+_ACTIVE: contextvars.ContextVar[Precision] = contextvars.ContextVar("claimbench_precision", default=Precision())
+
+
+def active_precision() -> Precision:
+    """The precision active in this context (the session's, a worker's, or an override's)."""
+    return _ACTIVE.get()
 
 
 def measure_cpu_bf16_speedup(steps: int = 6, rounds: int = 3) -> float:
@@ -117,57 +159,42 @@ def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
     return [f for f in BF16_CPU_FLAGS if f in flags]
 
 
-def set_precision(spec: str | None, device: torch.device, default: str = "auto") -> str:
+def resolve_precision(spec: str | None, device: torch.device, default: str = "auto",
+                      deterministic: bool = False) -> Precision:
     """Resolve ``--precision``: fp32, bf16 (autocast, with channels_last convolutions), or auto = bf16 where the
     hardware has it: on CUDA, and on a CPU that reports bf16 instructions (avx512_bf16 or amx_bf16); fp32
     elsewhere, where bf16 is emulated and slower. Decided by capability, never by a timing a loaded machine
-    could flip. Not given: the profile's ``default`` (smoke: fp32; cpu, full: auto). Returns the choice; the
-    reason is kept for the report header."""
+    could flip. Not given: the profile's ``default`` (smoke: fp32; cpu, full: auto). The note says how auto
+    chose, for the report header."""
     spec = (spec or os.environ.get("CLAIMBENCH_PRECISION") or default).strip().lower()
     if spec not in PRECISIONS:
         raise UsageError(f"unknown precision {spec!r}; valid values: {', '.join(PRECISIONS)}")
-    _PRECISION.pop("measured", None)
+    note = ""
     if spec == "auto":
         if device.type == "cuda":
-            spec = "bf16"
-            _PRECISION["measured"] = "auto: bf16 on CUDA"
+            spec, note = "bf16", "auto: bf16 on CUDA"
         else:
             flags = cpu_bf16_flags()
             spec = "bf16" if flags else "fp32"
-            _PRECISION["measured"] = (f"auto: this CPU has {', '.join(flags)}" if flags else
-                                      "auto: this CPU has no bf16 instructions (bf16 would be emulated); "
-                                      "--precision bf16 forces it")
-    _PRECISION["mode"] = spec
-    return spec
-
-
-def precision_note() -> str:
-    """How the session's precision was chosen (the auto measurement), for the terminal header."""
-    return _PRECISION.get("measured", "")
+            note = (f"auto: this CPU has {', '.join(flags)}" if flags else
+                    "auto: this CPU has no bf16 instructions (bf16 would be emulated); --precision bf16 forces it")
+    return Precision(spec, note, deterministic)
 
 
 @contextlib.contextmanager
-def precision_override(mode: str):
+def precision_override(mode: str) -> Iterator[Precision]:
     """Run a block at another precision (the fp32 control seed of a bf16 session); the environment recorded
     for runs inside says so, so they never resume as, or mix with, the session's own runs."""
     if mode not in ("fp32", "bf16"):
         raise ValueError(f"precision {mode!r}: fp32 or bf16")
-    had, old = "mode" in _PRECISION, _PRECISION.get("mode")
-    _PRECISION["mode"] = mode
-    try:
-        yield
-    finally:
-        if had:
-            _PRECISION["mode"] = old
-        else:
-            _PRECISION.pop("mode", None)
+    with replace(active_precision(), mode=mode, note="").activate() as p:
+        yield p
 
 
 def set_deterministic(on: bool) -> None:
     """``--deterministic``: deterministic algorithms everywhere (an op without one raises, naming itself),
     cuDNN without autotuning, and cuBLAS's fixed workspace, which must be set before the first cuBLAS call,
-    so the plugin calls this at configure time. Recorded in every run's environment."""
-    _PRECISION["deterministic"] = "1" if on else ""
+    so the plugin calls this at configure time. Recorded in every run's environment (``Precision``)."""
     if not on:
         return
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -177,8 +204,8 @@ def set_deterministic(on: bool) -> None:
 
 
 def deterministic() -> bool:
-    """Whether the session asked for deterministic algorithms (``--deterministic``)."""
-    return bool(_PRECISION.get("deterministic"))
+    """Whether the active session asked for deterministic algorithms (``--deterministic``)."""
+    return active_precision().deterministic
 
 
 def threads_per_worker(workers: int) -> int:
@@ -187,10 +214,8 @@ def threads_per_worker(workers: int) -> int:
 
 
 def precision(device: torch.device | None = None) -> str:
-    """The session's precision; unset (outside the plugin): bf16 on CUDA, fp32 on the CPU."""
-    if "mode" in _PRECISION:
-        return _PRECISION["mode"]
-    return "bf16" if device is not None and device.type == "cuda" else "fp32"
+    """The active precision's mode on ``device`` (outside a session: bf16 on CUDA, fp32 on the CPU)."""
+    return active_precision().on(device)
 
 
 def autocast(device: torch.device) -> ContextManager:
@@ -266,7 +291,7 @@ def environment(device_label: str) -> dict[str, Any]:
     the CPU model with the thread count."""
     v = versions()
     return {"install_id": install_id(), "device": device_label, "threads": torch.get_num_threads(),
-            "precision": _PRECISION.get("mode", "default (bf16 on CUDA, fp32 on the CPU)"),
+            "precision": active_precision().recorded(),
             "deterministic": deterministic(),
             "torch": v["torch"], "torchvision": v["torchvision"], "cuda": v["cuda"], "python": v["python"],
             "numpy": v["numpy"]}

@@ -55,12 +55,11 @@ class WorkerSetup:
 def _apply_setup(setup: WorkerSetup) -> Any:
     import torch
 
-    from harness.device import set_deterministic, set_precision
+    from harness.device import set_deterministic
 
     if setup.threads:
         torch.set_num_threads(setup.threads)
     device = torch.device("cuda", 0) if setup.device_type == "cuda" else torch.device("cpu")
-    set_precision(setup.precision, device)  # the session's resolved choice (fp32 / bf16): no new measurement
     set_deterministic(setup.deterministic)
     return device
 
@@ -80,7 +79,7 @@ class RemoteContext(SimpleNamespace):
 
 def execute(store_root: str, call: dict, setup: WorkerSetup) -> dict:
     """A worker's job: the session's settings, then ``Store.run`` (resumes what is stored, else trains)."""
-    from harness.device import device_name
+    from harness.device import Precision, device_name
     from harness.store import Store
 
     device = _apply_setup(setup)
@@ -88,7 +87,8 @@ def execute(store_root: str, call: dict, setup: WorkerSetup) -> dict:
     ctx = call.pop("ctx", None)
     if ctx is not None:  # the stand-in sees the worker's device
         ctx.device = device
-    return Store(store_root).run(**call)
+    with Precision(setup.precision, "", setup.deterministic).activate():  # the session's choice: no new measurement
+        return Store(store_root).run(**call)
 
 
 def _execute_pickled(store_root: str, payload: bytes, setup: WorkerSetup) -> dict:

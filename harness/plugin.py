@@ -35,8 +35,8 @@ from harness import progress
 from harness import report as report_mod
 from harness.claim import PUBLISHED, ROOT, USER_RESULTS, ClaimBench
 from harness.claims import CATALOGUE, Case, is_data_claim, is_slow_claim, parse_claim_ids
-from harness.device import (device_name, precision, precision_note, resolve_device, set_deterministic,
-                            set_precision, threads_per_worker, versions)
+from harness.device import (device_name, resolve_device, resolve_precision, set_deterministic, threads_per_worker,
+                            versions)
 from harness.executors import make_executor
 from harness.profiles import UsageError, get_profile, parse_seeds
 from harness.seeding import VARY
@@ -44,6 +44,7 @@ from harness.store import Store, StoreCorruptError
 from harness.verdict import LABELS, NOT_RUN
 
 STATE_KEY = pytest.StashKey["ClaimBench"]()
+ACTIVE_KEY = pytest.StashKey["contextlib.ExitStack"]()  # keeps the session's precision active
 FOLDER_DATASETS = ("paintings", "kittencat")  # the image-folder datasets --folder may replace
 MANY_SEEDS = 20  # --seeds above this per arm needs --yes at a profile that decides (hours of runs)
 MARKERS = {
@@ -160,8 +161,10 @@ def pytest_configure(config: pytest.Config) -> None:
         seeds = parse_seeds(opt("--seeds") if opt("--seeds") is not None
                             else os.environ.get("CLAIMBENCH_SEEDS"))
         device = resolve_device(opt("--device"))
-        set_precision(opt("--precision"), device, default="fp32" if profile.name == "smoke" else "auto")
-        set_deterministic(bool(opt("--deterministic")) or _env_flag("CLAIMBENCH_DETERMINISTIC"))
+        det = bool(opt("--deterministic")) or _env_flag("CLAIMBENCH_DETERMINISTIC")
+        numerics = resolve_precision(opt("--precision"), device, default="fp32" if profile.name == "smoke" else "auto",
+                                     deterministic=det)
+        set_deterministic(det)
         claims = parse_claim_ids(opt("--claims"))
         if seeds is not None and len(seeds) > MANY_SEEDS and profile.gives_verdicts and not opt("--yes"):
             raise UsageError(f"--seeds asks for {len(seeds)} seeds per arm: every arm of every selected claim trains "
@@ -257,8 +260,11 @@ def pytest_configure(config: pytest.Config) -> None:
         report_dir=Path(report_dir).expanduser().resolve(), fresh=bool(opt("--fresh")), claims=claims,
         weights_file=Path(weights).expanduser().resolve() if weights else None, folders=folders,
         cache_dir=cache_dir, announce=announce, executor=executor, vary=vary,
-        stack=stack == "on" or (stack == "auto" and device.type == "cuda"),
+        stack=stack == "on" or (stack == "auto" and device.type == "cuda"), precision=numerics,
     )
+    active = contextlib.ExitStack()  # the session's precision is the active one until pytest unconfigures
+    active.enter_context(numerics.activate())
+    config.stash[ACTIVE_KEY] = active
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -268,8 +274,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
              else "confirmatory (drawn from each claim's rule identity)")
     return [
         f"claimbench: profile={s.profile.name} ({s.profile.description})",
-        f"claimbench: device={s.device} [{s.device_name}] precision={precision(s.device)}"
-        + (f" ({precision_note()})" if precision_note() else "") + f" seeds={seeds}",
+        f"claimbench: device={s.device} [{s.device_name}] precision={s.precision.on(s.device)}"
+        + (f" ({s.precision.note})" if s.precision.note else "") + f" seeds={seeds}",
         f"claimbench: torch {v['torch']}, torchvision {v['torchvision']}, CUDA {v['cuda']}, "
         f"numpy {v['numpy']}, python {v['python']}",
         f"claimbench: data-dir={s.data_dir or '(none)'} download={'on' if s.allow_download else 'off (offline)'} "
@@ -403,6 +409,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     progress.set_sink(None)
+    active = config.stash.get(ACTIVE_KEY, None)
+    if active is not None:
+        active.close()
     s = config.stash.get(STATE_KEY, None)
     if s is not None and s.executor is not None:
         s.executor.close()

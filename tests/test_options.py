@@ -126,43 +126,45 @@ def test_precision_is_a_choice_recorded_with_every_run(tmp_path, monkeypatch):
     from harness import device as dev
     from harness.store import Store
 
-    monkeypatch.setattr(dev, "_PRECISION", {})
+    cpu = torch.device("cpu")
+    outer = dev.active_precision()  # this test session's own (the plugin activated it)
     parse = dev.cpu_bf16_flags
     assert parse("flags\t: fpu avx2 amx_bf16 avx512_bf16\n") == ["avx512_bf16", "amx_bf16"]
     assert parse("flags\t: fpu avx2\n") == []
     with pytest.raises(UsageError, match="unknown precision 'fp8'"):
-        dev.set_precision("fp8", torch.device("cpu"))
-    assert dev.set_precision(None, torch.device("cpu"), default="fp32") == "fp32"  # smoke's default
+        dev.resolve_precision("fp8", cpu)
+    assert dev.resolve_precision(None, cpu, default="fp32").mode == "fp32"  # smoke's default
     monkeypatch.setattr(dev, "cpu_bf16_flags", lambda cpuinfo=None: [])  # a CPU that emulates bf16
     monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 9.9)  # a timing never decides
-    assert dev.set_precision("auto", torch.device("cpu")) == "fp32"
-    assert "no bf16 instructions" in dev.precision_note()
-    assert dev.set_precision(None, torch.device("cpu")) == "fp32"  # the cpu / full default is auto
+    auto = dev.resolve_precision("auto", cpu)
+    assert auto.mode == "fp32" and "no bf16 instructions" in auto.note
+    assert dev.resolve_precision(None, cpu).mode == "fp32"  # the cpu / full default is auto
     monkeypatch.setattr(dev, "cpu_bf16_flags", lambda cpuinfo=None: ["avx512_bf16"])  # one that runs it natively
     monkeypatch.setattr(dev, "measure_cpu_bf16_speedup", lambda: 0.5)  # even when a loaded machine times it slow
-    assert dev.set_precision(None, torch.device("cpu")) == "bf16" and "avx512_bf16" in dev.precision_note()
-    assert dev.set_precision("fp32", torch.device("cpu")) == "fp32" and dev.precision_note() == ""
-    assert dev.set_precision("auto", torch.device("cpu")) == "bf16"
-    assert dev.autocast(torch.device("cpu")).fast_dtype == torch.bfloat16 and dev.channels_last(torch.device("cpu"))
+    native = dev.resolve_precision(None, cpu)
+    assert native.mode == "bf16" and "avx512_bf16" in native.note
+    assert dev.resolve_precision("fp32", cpu) == dev.Precision("fp32")  # a value: no note when nothing was chosen
+    assert dev.active_precision() == outer  # resolving activates nothing
     store, calls = Store(tmp_path), []
 
-    def run():
+    def run(session=None, role=""):
         return store.run(experiment="e", profile="cpu", arm="a", config={}, seed=0, device="cpu", device_name="CPU",
-                         fn=lambda: calls.append(1) or {})
+                         fn=lambda: calls.append(1) or {}, session=session, role=role)
 
-    bf16 = run()
-    dev.set_precision("fp32", torch.device("cpu"))
-    fp32 = run()
+    with native.activate():
+        assert dev.autocast(cpu).fast_dtype == torch.bfloat16 and dev.channels_last(cpu)
+        bf16 = run()
+    with dev.Precision("fp32").activate():
+        fp32 = run()
     assert calls == [1, 1] and bf16["env"]["precision"] == "bf16" and fp32["env"]["precision"] == "fp32"
-    dev.set_precision("bf16", torch.device("cpu"))
-    session = {}
-    again = store.run(experiment="e", profile="cpu", arm="a", config={}, seed=0, device="cpu", device_name="CPU",
-                      fn=lambda: calls.append(1) or {}, session=session)
-    with dev.precision_override("fp32"):  # the control seed: its own environment, in the same session
-        control = store.run(experiment="e", profile="cpu", arm="a", config={}, seed=0, device="cpu",
-                            device_name="CPU", fn=lambda: calls.append(1) or {}, session=session,
-                            role="precision-control")
-    assert dev.precision() == "bf16" and control["run_id"] == fp32["run_id"] and again["run_id"] == bf16["run_id"]
+    with native.activate():
+        session = {}
+        again = run(session)
+        with dev.precision_override("fp32"):  # the control seed: its own environment, in the same session
+            control = run(session, "precision-control")
+        assert dev.precision() == "bf16"
+    assert control["run_id"] == fp32["run_id"] and again["run_id"] == bf16["run_id"]
+    assert dev.active_precision() == outer  # each block restored what was active before it
 
 
 def test_deterministic_mode_is_recorded_with_the_runs(tmp_path):
