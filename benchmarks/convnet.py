@@ -6,6 +6,8 @@ and the activation probe of the posts' full-width network at initialisation.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from fixtures.activations import activation_report, he_variance_ratio, layer_outputs
@@ -13,10 +15,10 @@ from fixtures.models import init_convnet4, make_convnet4
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness.device import prepare_model
 from harness.claim import ClaimContext
-from harness.profiles import Budget
+from harness.profiles import Budget, Scale
 from harness.seeding import seed_all
-from harness.stacked import train_stacked_runs, unstack_optimizer
-from harness.train import TrainConfig, evaluate, evaluate_while_training, train
+from harness.stacked import SeedSetup, run_seeds
+from harness.train import TrainConfig, evaluate, evaluate_while_training
 
 SATURATED = metric_def("saturated_after", "softmax_max_above")  # the definition lives in the rulebook
 POSTS_LR = {"large": 1e-7, "small_conv": 1e-7, "small_all": 1e-7, "he_xavier": 1e-3}
@@ -25,14 +27,27 @@ OPTIMIZERS = {
     "momentum": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
     "adam": lambda p, lr: torch.optim.Adam(p, lr=lr, betas=(0.9, 0.999), eps=1e-8),  # TF defaults
 }
+@dataclass(frozen=True)
+class ConvNetScale(Scale):
+    """The MNIST ConvNet families' knobs (parts 6-7)."""
+
+    width: float  # of the posts' 32/64-channel ConvNet
+    steps: int  # training steps per run
+    test_n: int  # test images evaluated
+    eval_every: int  # steps between evaluations while training
+    sweep_lrs: tuple[float, ...]  # the controlled-init learning-rate sweep
+    scales: tuple[float, ...]  # He/Xavier init scales swept
+    target_acc: float  # the optimisers' steps-to-accuracy target
+
+
 SCALE = {
-    "smoke": dict(width=0.125, steps=20, test_n=500, eval_every=10, sweep_lrs=(1e-7, 1e-3),
-                  scales=(0.1, 1.0, 10.0), target_acc=0.3),
-    "cpu": dict(width=0.25, steps=300, test_n=2000, eval_every=100, sweep_lrs=(1e-7, 1e-5, 1e-3, 1e-1),
-                scales=(0.01, 0.1, 1.0, 10.0, 100.0), target_acc=0.9),
-    "full": dict(width=1.0, steps=5000, test_n=10000, eval_every=500,
-                 sweep_lrs=(1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
-                 scales=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0), target_acc=0.97),
+    "smoke": ConvNetScale(width=0.125, steps=20, test_n=500, eval_every=10, sweep_lrs=(1e-7, 1e-3),
+                          scales=(0.1, 1.0, 10.0), target_acc=0.3),
+    "cpu": ConvNetScale(width=0.25, steps=300, test_n=2000, eval_every=100, sweep_lrs=(1e-7, 1e-5, 1e-3, 1e-1),
+                        scales=(0.01, 0.1, 1.0, 10.0, 100.0), target_acc=0.9),
+    "full": ConvNetScale(width=1.0, steps=5000, test_n=10000, eval_every=500,
+                         sweep_lrs=(1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
+                         scales=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0), target_acc=0.97),
 }
 DEVIATION = {"smoke": "1/8 width, 20 steps, 500 test images",
              "cpu": "1/4-width ConvNet (16/32 channels) trained 300 steps (0.55 epoch) instead of 5,000; "
@@ -81,20 +96,13 @@ def probe(ctx: ClaimContext, data, init, seed):
 def _config(ctx: ClaimContext, data, init, lr, opt, scale) -> dict:
     s = ctx.budget.settings
     return {"dataset": data.name, "init": init, "scale": scale, "lr": lr, "optimizer": opt,
-            "width": s["width"], "steps": s["steps"], "test_n": s["test_n"], "eval_every": s["eval_every"],
-            "batch": 100, "order": "contiguous", "target_acc": s["target_acc"], "metrics": 2,
+            "width": s.width, "steps": s.steps, "test_n": s.test_n, "eval_every": s.eval_every,
+            "batch": 100, "order": "contiguous", "target_acc": s.target_acc, "metrics": 2,
             "metric_defs": {"saturated_after": METRIC_DEFS["saturated_after"]}}
 
 
-def _train_config(s: dict) -> TrainConfig:
-    return TrainConfig(steps=s["steps"], batch_size=100, order="contiguous", eval_every=s["eval_every"])
-
-
-def _model(ctx: ClaimContext, init, seed, scale):
-    gens = seed_all(seed)
-    model = prepare_model(init_convnet4(make_convnet4(width=ctx.budget.settings["width"]), init, gens.torch, scale),
-                          ctx.device)
-    return model, gens
+def _train_config(s: ConvNetScale) -> TrainConfig:
+    return TrainConfig(steps=s.steps, batch_size=100, order="contiguous", eval_every=s.eval_every)
 
 
 def _finish(model, optimizer, res, at_init, test_t, x_probe, target_acc, execution: dict) -> dict:
@@ -125,58 +133,31 @@ def _finish(model, optimizer, res, at_init, test_t, x_probe, target_acc, executi
     return out
 
 
-def _run_fn(ctx: ClaimContext, data, init, lr, opt, seed, scale):
-    """The run-by-run training of one seed."""
+def trained_seeds(ctx: ClaimContext, data, init, lr, opt, seeds, scale=1.0) -> list:
+    """The runs of one arm over ``seeds`` (``harness.stacked.run_seeds``): trained together where ``ctx.stacking``
+    says so (CUDA by default), else one by one; the same stored runs either way (each says how it was executed).
+    Each seed's model is initialised from its own seed and evaluated at init before training."""
     s = ctx.budget.settings
 
-    def fn():
-        model, gens = _model(ctx, init, seed, scale)
-        optimizer = OPTIMIZERS[opt](model.parameters(), lr)
-        train_t, test_t, x_probe = tensors(data, ctx.device, s["test_n"])
-        at_init = evaluate(model, test_t)
-        res = train(model, optimizer, train_t, test_t, _train_config(s), generator=gens.torch,
-                    label=f"{init} {opt} lr={lr:g} seed={seed}")
-        return _finish(model, optimizer, res, at_init, test_t, x_probe, s["target_acc"], {"mode": "run-by-run"})
+    def setup(seed: int) -> SeedSetup:
+        gens = seed_all(seed)
+        model = prepare_model(init_convnet4(make_convnet4(width=s.width), init, gens.torch, scale), ctx.device)
+        train_t, test_t, x_probe = tensors(data, ctx.device, s.test_n)
+        return SeedSetup(model, lambda params: OPTIMIZERS[opt](params, lr), train_t, test_t, gens.torch,
+                         before=(evaluate(model, test_t), test_t, x_probe))
 
-    return fn
+    def finish(model, optimizer, res, _printed, execution, before) -> dict:
+        at_init, test_t, x_probe = before
+        return _finish(model, optimizer, res, at_init, test_t, x_probe, s.target_acc, execution)
 
-
-def _stacked_fn(ctx: ClaimContext, data, init, lr, opt, scale):
-    """The seeds of an arm trained together (harness.stacked): each model initialised from its own seed exactly
-    as run by run, one vmapped step over the shared contiguous batch order, then each finished on its own."""
-    s = ctx.budget.settings
-
-    def train_many(seeds: list[int]) -> dict[int, dict]:
-        models = [_model(ctx, init, seed, scale)[0] for seed in seeds]
-        train_t, test_t, x_probe = tensors(data, ctx.device, s["test_n"])
-        at_init = [evaluate(m, test_t) for m in models]
-        make_opt = lambda params: OPTIMIZERS[opt](params, lr)  # noqa: E731
-        results, stacked_opt, params = train_stacked_runs(
-            models, make_opt, train_t, test_t, _train_config(s),
-            label=f"{init} {opt} lr={lr:g} seeds={','.join(map(str, seeds))} (stacked)")
-        execution = {"mode": "stacked", "seeds": list(seeds)}
-        return {seed: _finish(m, unstack_optimizer(stacked_opt, params, i, m, make_opt), res, at_init[i], test_t,
-                              x_probe, s["target_acc"], execution)
-                for i, (seed, m, res) in enumerate(zip(seeds, models, results))}
-
-    return train_many
+    return run_seeds(ctx, f"{init}-{opt}-lr{lr:g}-x{scale:g}", seeds, setup=setup, finish=finish,
+                     train_config=_train_config(s), label=f"{init} {opt} lr={lr:g}",
+                     config=_config(ctx, data, init, lr, opt, scale), experiment=f"convnet-train-{data.name}")
 
 
 def trained(ctx: ClaimContext, data, init, lr, opt, seed, scale=1.0):
     """One training run of the ConvNet (shared between the claims that need the same arm)."""
-    return ctx.run(f"{init}-{opt}-lr{lr:g}-x{scale:g}", seed, _run_fn(ctx, data, init, lr, opt, seed, scale),
-                   config=_config(ctx, data, init, lr, opt, scale), experiment=f"convnet-train-{data.name}")
-
-
-def trained_seeds(ctx: ClaimContext, data, init, lr, opt, seeds, scale=1.0) -> list:
-    """The runs of one arm over ``seeds``: trained together where ``ctx.stacking`` says so (CUDA by default),
-    else one by one; the same stored runs either way (each says how it was executed)."""
-    seeds = list(seeds)
-    if not ctx.stacking(len(seeds)):
-        return [trained(ctx, data, init, lr, opt, seed, scale) for seed in seeds]
-    return ctx.run_group(f"{init}-{opt}-lr{lr:g}-x{scale:g}", seeds, _stacked_fn(ctx, data, init, lr, opt, scale),
-                         lambda seed: _run_fn(ctx, data, init, lr, opt, seed, scale),
-                         config=_config(ctx, data, init, lr, opt, scale), experiment=f"convnet-train-{data.name}")
+    return trained_seeds(ctx, data, init, lr, opt, [seed], scale)[0]
 
 
 def acc_of(run) -> float:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.vgg import SCALE, SEEDS, acc, curves, effect_table, run_seeds, strip
+from benchmarks.vgg import SCALE, SEEDS, acc, adam, curves, effect_table, strip, train_config
 from fixtures.models import make_modified_vgg
 from harness.claims import Case
 from harness.device import prepare_model
@@ -26,6 +26,7 @@ from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.train import evaluate, evaluate_while_training
 from harness.records import Bars, Ref, Table, chance
+from harness.stacked import SeedSetup, run_seeds
 
 DEVIATION = {
     "smoke": "toy widths and 10 steps",
@@ -54,34 +55,34 @@ def _cifar_tensors(data, device, n_train):
 
 def cifar_runs(ctx: ClaimContext, data, arm, seeds):
     s = ctx.budget.settings
-    cfg = {"arm": arm, "steps": s["cifar_steps"], "width": s["vgg_width"], "n_train": s["n_train_cifar"],
-           "curve_n": s["curve_n"], "train_eval_n": s["train_eval_n"], "eval_every": s["eval_every"],
+    cfg = {"arm": arm, "steps": s.cifar_steps, "width": s.vgg_width, "n_train": s.n_train_cifar,
+           "curve_n": s.curve_n, "train_eval_n": s.train_eval_n, "eval_every": s.eval_every,
            "optimizer": "adam 1e-3", "batch": 100,
            "input": "raw 0-255" + (" minus mean image" if arm == "mean_sub" else ""),
            "metrics": 2}
 
     def tensors():
-        (xtr, ytr), (xte, yte), mean = _cifar_tensors(data, ctx.device, s["n_train_cifar"])
+        (xtr, ytr), (xte, yte), mean = _cifar_tensors(data, ctx.device, s.n_train_cifar)
         if arm == "mean_sub":
             xtr, xte = xtr - mean, xte - mean
         return (xtr, ytr), (xte, yte)
 
     def setup(seed):
         gens = seed_all(seed)
-        model = prepare_model(make_modified_vgg(in_channels=3, width=s["vgg_width"]), ctx.device)
+        model = prepare_model(make_modified_vgg(in_channels=3, width=s.vgg_width), ctx.device)
         (xtr, ytr), (xte, yte) = tensors()
-        return model, _adam, (xtr, ytr), (xte[:s["curve_n"]], yte[:s["curve_n"]]), gens
+        return SeedSetup(model, adam, (xtr, ytr), (xte[:s.curve_n], yte[:s.curve_n]), gens.torch)
 
-    def finish(model, opt, res, printed, execution):
+    def finish(model, opt, res, printed, execution, _before):
         (xtr, ytr), (xte, yte) = tensors()
         out = {"history": res.history, "printed_cost": printed, "diverged": res.diverged, "wall_s": res.wall_s,
                "images_per_s": res.images_per_s, "final": {}, "execution": execution}
         if res.diverged is None:
             test = evaluate(model, (xte, yte))
-            tr_n = s["train_eval_n"]
+            tr_n = s.train_eval_n
             train_full = evaluate(model, (xtr[:tr_n], ytr[:tr_n]))
             n = xtr.shape[0]
-            starts = [(k * 100) % (n - 100) for k in range(s["cifar_steps"] - 1, -1, -s["print_every"])][:10]
+            starts = [(k * 100) % (n - 100) for k in range(s.cifar_steps - 1, -1, -s.print_every)][:10]
             batch_accs = [evaluate(model, (xtr[a:a + 100], ytr[a:a + 100]))["acc"] for a in starts]
             bug = evaluate_while_training(model, opt, (xte, yte))
             out["final"] = {"test_acc": test["acc"], "test_cost": test["loss"], "train_acc": train_full["acc"],
@@ -95,12 +96,9 @@ def cifar_runs(ctx: ClaimContext, data, arm, seeds):
                           "first_printed_cost": printed[0][1] if printed else None}
         return out
 
-    return run_seeds(ctx, arm, seeds, setup=setup, finish=finish, steps=s["cifar_steps"], label=f"cifar {arm}",
-                     config=cfg, experiment="vgg-cifar10")
+    return run_seeds(ctx, arm, seeds, setup=setup, finish=finish, train_config=train_config(s, s.cifar_steps),
+                     print_every=s.print_every, label=f"cifar {arm}", config=cfg, experiment="vgg-cifar10")
 
-
-def _adam(params):
-    return torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
 
 def _arm_runs(ctx: ClaimContext, datasets, arms: tuple[str, ...]):
@@ -112,7 +110,7 @@ def _arm_runs(ctx: ClaimContext, datasets, arms: tuple[str, ...]):
     pct = {arm: [100 * acc(r) for r in rs] for arm, rs in runs.items()}
     bug = {arm: float(np.mean([r["final"].get("buggy_test_acc", np.nan) for r in rs])) for arm, rs in runs.items()}
     return runs, labelled, pct, bug, curves("CIFAR-10 test accuracy while training", runs,
-                                            ctx.budget.settings["curve_n"])
+                                            ctx.budget.settings.curve_n)
 
 
 def _vgg_71pct(ctx: ClaimContext, *, datasets, **_) -> None:

@@ -33,6 +33,8 @@ the network (a ResNet-10 at quarter width), the data and the epochs; this is dec
 from __future__ import annotations
 
 import functools
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -48,7 +50,7 @@ from harness import stats
 from harness.claims import Case
 from harness.device import prepare_model
 from harness.estimate import estimate, train_flops_per_image
-from harness.profiles import Budget
+from harness.profiles import Budget, Scale
 from harness.seeding import seed_all
 from harness.claim import ClaimBench, ClaimContext, run_case
 from harness.records import (Bars, Lines, Ref, Series, Strip, Table, accuracy_bands, beside_posts_title, chance,
@@ -60,14 +62,34 @@ PART1_LARGE = (45, 46, 47, 48, 49, 50)
 PART2 = (45, 46, 47, 48, 49)
 OUT_OF_RANGE = (43, 44, 50, 51)
 
+@dataclass(frozen=True)
+class CountingScale(Scale):
+    """The counting family's knobs."""
+
+    arch: str  # the network fastai's recipe builds ("resnet34" with ImageNet weights)
+    width: float
+    size: int  # shorter image side in px (rendered at 432x288, then resized)
+    bs: int
+    per_part1: int  # images per class, Part I
+    per_part2: int  # images per class, Part II
+    ep_frozen: int
+    ep_tune: int
+    ep_part2: int
+    lr_find_it: int
+    noise_images: int
+    pixel_images: int  # images per count for the pixel counter
+    oor_per_count: int  # out-of-range images per count (the regression head)
+
+
 SCALE = {
-    "smoke": dict(arch="resnet10", width=0.125, size=32, bs=16, per_part1=16, per_part2=24, ep_frozen=1,
-                  ep_tune=1, ep_part2=1, lr_find_it=12, noise_images=60, pixel_images=40, oor_per_count=4),
-    "cpu": dict(arch="resnet10", width=0.25, size=96, bs=64, per_part1=200, per_part2=800, ep_frozen=3,
-                ep_tune=6, ep_part2=7, lr_find_it=100, noise_images=2000, pixel_images=400, oor_per_count=50),
-    "full": dict(arch="resnet34", width=1.0, size=224, bs=64, per_part1=1000, per_part2=5000, ep_frozen=3,
-                 ep_tune=15, ep_part2=15, lr_find_it=100, noise_images=10000, pixel_images=1000,
-                 oor_per_count=200),
+    "smoke": CountingScale(arch="resnet10", width=0.125, size=32, bs=16, per_part1=16, per_part2=24, ep_frozen=1,
+                           ep_tune=1, ep_part2=1, lr_find_it=12, noise_images=60, pixel_images=40, oor_per_count=4),
+    "cpu": CountingScale(arch="resnet10", width=0.25, size=96, bs=64, per_part1=200, per_part2=800, ep_frozen=3,
+                         ep_tune=6, ep_part2=7, lr_find_it=100, noise_images=2000, pixel_images=400,
+                         oor_per_count=50),
+    "full": CountingScale(arch="resnet34", width=1.0, size=224, bs=64, per_part1=1000, per_part2=5000, ep_frozen=3,
+                          ep_tune=15, ep_part2=15, lr_find_it=100, noise_images=10000, pixel_images=1000,
+                          oor_per_count=200),
 }
 DEVIATION = {
     "smoke": "toy sizes (32 px, a few images, 1 epoch)",
@@ -91,29 +113,29 @@ POSTS_ERROR = {  # the posts' error_rate per epoch (docs/claims.md), all stages 
 
 
 # ------------------------------------------------------------------------------------------- recipes
-def recipe(name: str, s: dict) -> dict:
+def recipe(name: str, s: CountingScale) -> dict:
     """The posts' runs as data: dataset, transforms, head and fit_one_cycle stages (mode, epochs, lr)."""
     if name == "part1_small":  # A6 then A7
-        return dict(counts=PART1_SMALL, per_class=s["per_part1"], various=False, transforms="default",
-                    head="classify", stages=[("as_created", s["ep_frozen"], [None, 3e-3]),
-                                             ("unfrozen", s["ep_tune"], [None, 1e-4])], lr_find_before=1)
+        return dict(counts=PART1_SMALL, per_class=s.per_part1, various=False, transforms="default",
+                    head="classify", stages=[("as_created", s.ep_frozen, [None, 3e-3]),
+                                             ("unfrozen", s.ep_tune, [None, 1e-4])], lr_find_before=1)
     if name == "part1_large":  # A8: 3 epochs, then the "27%" run at slice(1e-6)
-        return dict(counts=PART1_LARGE, per_class=s["per_part1"], various=False, transforms="default",
-                    head="classify", stages=[("as_created", s["ep_frozen"], [None, 3e-3]),
-                                             ("unfrozen", s["ep_tune"], [None, 1e-6])], lr_find_before=1)
+        return dict(counts=PART1_LARGE, per_class=s.per_part1, various=False, transforms="default",
+                    head="classify", stages=[("as_created", s.ep_frozen, [None, 3e-3]),
+                                             ("unfrozen", s.ep_tune, [None, 1e-6])], lr_find_before=1)
     if name in ("part2", "part2_various"):  # B1 / B2
-        return dict(counts=PART2, per_class=s["per_part2"], various=name == "part2_various",
-                    transforms="dihedral", head="classify", stages=[("unfrozen", s["ep_part2"], [1e-4, 1e-2])],
+        return dict(counts=PART2, per_class=s.per_part2, various=name == "part2_various",
+                    transforms="dihedral", head="classify", stages=[("unfrozen", s.ep_part2, [1e-4, 1e-2])],
                     lr_find_before=None)
     raise ValueError(name)
 
 
-def ablation_arm(s: dict, data: str, tfm: str, sched: str, classes: int = 5) -> dict:
-    per = s["per_part2"] if data == "large" else s["per_part1"]
+def ablation_arm(s: CountingScale, data: str, tfm: str, sched: str, classes: int = 5) -> dict:
+    per = s.per_part2 if data == "large" else s.per_part1
     lr = [1e-4, 1e-2] if sched == "part2" else [None, 3e-3]
     return dict(counts=PART2 if classes == 5 else PART1_LARGE, per_class=per, various=False,
                 transforms="dihedral" if tfm == "dihedral" else "default", head="classify",
-                stages=[("unfrozen" if sched == "part2" else "as_created", s["ep_part2"], lr)], lr_find_before=None)
+                stages=[("unfrozen" if sched == "part2" else "as_created", s.ep_part2, lr)], lr_find_before=None)
 
 
 def _lr(pair) -> float | slice:
@@ -128,27 +150,27 @@ def _mse(out, y, reduction="mean"):
 def _dataset(ctx: ClaimContext, spec: dict, seed: int, counts=None, per_class=None):
     s = ctx.budget.settings
     return counting_dataset(tuple(counts or spec["counts"]), per_class or spec["per_class"],
-                            various=spec["various"], seed=seed, size=s["size"], cache_dir=str(ctx.bench.cache_dir))
+                            various=spec["various"], seed=seed, size=s.size, cache_dir=str(ctx.bench.cache_dir))
 
 
-def cost_estimate(spec: dict, s: dict, device_name: str) -> str:
+def cost_estimate(spec: dict, s: CountingScale, device_name: str) -> str:
     """Training images of a recipe and their FLOPs (PyTorch's counter) with the expected time on the device."""
     n_train = int(0.8 * len(spec["counts"]) * spec["per_class"])
     images = sum(ep for _, ep, _ in spec["stages"]) * n_train
-    model = FA.create_cnn(s["arch"], len(spec["counts"]), width=s["width"])
-    per_image = train_flops_per_image(model, (3, s["size"], s["size"]))
+    model = FA.create_cnn(s.arch, len(spec["counts"]), width=s.width)
+    per_image = train_flops_per_image(model, (3, s.size, s.size))
     cost = estimate(per_image, images, device_name)
-    return f"{images:,} training images through {s['arch']} at {s['size']} px: {cost}"
+    return f"{images:,} training images through {s.arch} at {s.size} px: {cost}"
 
 
 def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dict | None) -> dict:
     """One stored run of a recipe: stages of fit_one_cycle, the LR finder where the posts ran it."""
-    s = dict(ctx.budget.settings)
+    s = ctx.budget.settings
     if pretrained_state is not None:  # the ImageNet body is ResNet-34 at full width, whatever the profile
-        s.update(arch="resnet34", width=1.0)
+        s = dataclasses.replace(s, arch="resnet34", width=1.0)
     cfg = {"spec": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()},
-           "pretrained": pretrained_state is not None, "arch": s["arch"], "width": s["width"], "size": s["size"],
-           "bs": s["bs"], "lr_find_it": s["lr_find_it"], "recipe": "fastai-v1", "render": RENDER_VERSION}
+           "pretrained": pretrained_state is not None, "arch": s.arch, "width": s.width, "size": s.size,
+           "bs": s.bs, "lr_find_it": s.lr_find_it, "recipe": "fastai-v1", "render": RENDER_VERSION}
     cfg["spec"]["stages"] = [list(st) for st in spec["stages"]]
     cfg["metrics"] = 2
     cfg["metric_defs"] = {"perfect": METRIC_DEFS["perfect"]}
@@ -164,14 +186,14 @@ def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dic
         targets = torch.from_numpy(n_circles.astype(np.float32)) if regress else labels
         bank, targets = bank.to(dev), targets.to(dev)
         tr_idx, va_idx = torch.from_numpy(tr).to(dev), torch.from_numpy(va).to(dev)
-        model = FA.create_cnn(s["arch"], 1 if regress else len(spec["counts"]), width=s["width"],
+        model = FA.create_cnn(s.arch, 1 if regress else len(spec["counts"]), width=s.width,
                              pretrained_state=pretrained_state)
         model = prepare_model(model, dev)
         loss_fn = _mse if regress else F.cross_entropy
         stages = [(mode, epochs, _lr(lr)) for mode, epochs, lr in spec["stages"]]
         out = R.fit_stages(model, bank, tr_idx, va_idx, targets, stages, train_kind=spec["transforms"],
-                           generator=gens.torch, bs=s["bs"], lr_find_before=spec.get("lr_find_before"),
-                           lr_find_it=s["lr_find_it"], loss_fn=loss_fn, label=f"{ctx.case} seed={seed}")
+                           generator=gens.torch, bs=s.bs, lr_find_before=spec.get("lr_find_before"),
+                           lr_find_it=s.lr_find_it, loss_fn=loss_fn, label=f"{ctx.case} seed={seed}")
         out.update(n_train=len(tr), n_valid=len(va))
         for st, (_, _, lr) in zip(out["stages"], spec["stages"]):
             st["lr"] = lr
@@ -222,7 +244,7 @@ def _final_metrics(model, bank, va_idx, targets, n_circles, regress) -> dict:
 
 def _out_of_range(ctx: ClaimContext, model, spec, seed) -> dict:
     s = ctx.budget.settings
-    bank, _, n_circles, _ = _dataset(ctx, spec, seed + 10_000, counts=OUT_OF_RANGE, per_class=s["oor_per_count"])
+    bank, _, n_circles, _ = _dataset(ctx, spec, seed + 10_000, counts=OUT_OF_RANGE, per_class=s.oor_per_count)
     pred = _predict(model, bank.to(ctx.device), torch.arange(len(n_circles), device=ctx.device))
     pred = pred.squeeze(1).cpu().numpy()
     return {str(c): {"mean_pred": float(pred[n_circles == c].mean()),
@@ -264,7 +286,7 @@ def _thumbs(ctx: ClaimContext, spec: dict, seed: int, k: int = 6) -> dict:
     bank, _, n_circles, _ = _dataset(ctx, spec, seed)
     x = FA.crop_at(bank, torch.arange(k), torch.full((k,), 0.5), torch.full((k,), 0.5))
     title = (f"{len(spec['counts'])} classes {spec['counts'][0]}-{spec['counts'][-1]}"
-             f"{' (sizes U(25, 250))' if spec['various'] else ''}: validation view, {ctx.budget['size']} px "
+             f"{' (sizes U(25, 250))' if spec['various'] else ''}: validation view, {ctx.budget.settings.size} px "
              "(label = circles)")
     return images_figure(title, [(str(int(n_circles[i])), x[i].permute(1, 2, 0).numpy()) for i in range(k)])
 
@@ -280,7 +302,7 @@ def _controls_state(ctx: ClaimContext, weights) -> dict | None:
     """The ablation and the regression head use the posts' pretrained body where the profile trains the posts'
     network (ResNet-34) and the weights are there (the schedule factor's frozen arm needs it); otherwise they
     run from scratch."""
-    state = weights.get() if ctx.budget.settings["arch"] == "resnet34" else None
+    state = weights.get() if ctx.budget.settings.arch == "resnet34" else None
     ctx.announce("ImageNet ResNet-34 body" if state is not None else "from scratch (no ImageNet weights here)")
     return state
 
@@ -449,9 +471,9 @@ def _pixel_baseline(ctx: ClaimContext, **_) -> None:
             gens = seed_all(seed)
             out = {}
             for name, (counts, various) in datasets.items():
-                per = max(2, s["pixel_images"] // len(counts))
+                per = max(2, s.pixel_images // len(counts))
                 bank, _, n_circles, _ = counting_dataset(counts, per, various=various, seed=seed + 20_000,
-                                                         size=s["size"], cache_dir=str(ctx.bench.cache_dir))
+                                                         size=s.size, cache_dir=str(ctx.bench.cache_dir))
                 tr, va = R.random_split(len(n_circles), seed)
                 idx = torch.arange(len(n_circles))
                 views = {"center": FA.Pipeline(bank, "center")(idx),
@@ -464,7 +486,7 @@ def _pixel_baseline(ctx: ClaimContext, **_) -> None:
                               "various_acc": out["45-49 various sizes"]["center"]}
             return out
 
-        got = ctx.run("pixel", seed, fn, config={"pixel_images": s["pixel_images"], "size": s["size"],
+        got = ctx.run("pixel", seed, fn, config={"pixel_images": s.pixel_images, "size": s.size,
                                                  "render": RENDER_VERSION, "metrics": 2},
                       experiment="counting-pixel")
         pixel_runs.append(got)
@@ -472,7 +494,7 @@ def _pixel_baseline(ctx: ClaimContext, **_) -> None:
             for view in ("center", "part1_view"):
                 results[name][view].append(got[name][view])
     noise = ctx.run("noise", ctx.seeds[0], lambda: _label_noise(ctx, ctx.seeds[0]),
-                    config={"images": s["noise_images"], "size": s["size"], "version": 2},
+                    config={"images": s.noise_images, "size": s.size, "version": 2},
                     experiment="counting-noise")
     speed = renderer_speed()
     rows = [[name, f"{100 * np.mean(v['center']):.2f}%", f"{100 * np.mean(v['part1_view']):.2f}%",
@@ -485,7 +507,7 @@ def _pixel_baseline(ctx: ClaimContext, **_) -> None:
                       columns=["dataset", "centre crop", "Part I training view (default transforms)", "chance"],
                       rows=rows),
                 Table(title=f"Part I's hidden label noise on 45-50 ({noise['images']} training draws at "
-                          f"{s['size']} px): images with a circle clipped / fully removed by the transforms",
+                          f"{s.size} px): images with a circle clipped / fully removed by the transforms",
                           columns=["transforms", ">= 1 circle touched", ">= 1 circle removed"], rows=noise_rows),
                 Table(title="renderer speed on this machine (45-49 circles, batch of 64 vs one matplotlib figure)",
                       columns=["renderer", "ms per image", "speed-up"], rows=[["matplotlib reference",
@@ -494,8 +516,8 @@ def _pixel_baseline(ctx: ClaimContext, **_) -> None:
                            f"{speed['reference_ms'] / speed['fast_ms']:.0f}x"],
                           ["fast (torch), sizes U(25, 250)", f"{speed['fast_various_ms']:.3f}",
                            f"{speed['reference_ms'] / speed['fast_various_ms']:.0f}x"]])],
-        figures=[_thumbs(ctx, dict(counts=PART1_LARGE, per_class=s["per_part1"], various=False), ctx.seeds[0]),
-                 _thumbs(ctx, dict(counts=PART2, per_class=s["per_part2"], various=True), ctx.seeds[0]),
+        figures=[_thumbs(ctx, dict(counts=PART1_LARGE, per_class=s.per_part1, various=False), ctx.seeds[0]),
+                 _thumbs(ctx, dict(counts=PART2, per_class=s.per_part2, various=True), ctx.seeds[0]),
                  Bars(title="pixel counter accuracy, centre crop", labels=list(results),
                       values=[float(100 * np.mean(v["center"])) for v in results.values()],
                       ylabel="validation accuracy (%)", rotate=15, refs=[chance(20, 100), chance(100 / 6, 100)],
@@ -509,13 +531,13 @@ def _pixel_baseline(ctx: ClaimContext, **_) -> None:
 def _label_noise(ctx: ClaimContext, seed: int) -> dict:
     s = ctx.budget.settings
     rng = np.random.default_rng(seed + 30_000)
-    ns = np.repeat(PART1_LARGE, max(1, s["noise_images"] // len(PART1_LARGE)))
+    ns = np.repeat(PART1_LARGE, max(1, s.noise_images // len(PART1_LARGE)))
     centres = place_circles_batch(ns, rng)
     sizes = [sizes_for(int(n), rng, False) for n in ns]
     out = {}
     for view, geo in (("crop", False), ("all", True)):
         gen = torch.Generator().manual_seed(seed)
-        out[view] = crop_label_noise(centres, sizes, s["size"], gen, geometry=geo)
+        out[view] = crop_label_noise(centres, sizes, s.size, gen, geometry=geo)
     out["images"] = len(ns)
     return out
 

@@ -74,9 +74,9 @@ def _layer_table(probes, label) -> dict:
     rows = []
     for layer in ("conv1", "conv2", "conv3", "conv4", "logits"):
         st = [p["report"]["layers"][layer] for p in probes]
-        rows.append([layer, f"{np.mean([s['std'] for s in st]):.4g}", f"{np.mean([s['p1'] for s in st]):.4g}",
-                     f"{np.mean([s['p99'] for s in st]):.4g}", f"{min(s['min'] for s in st):.4g}",
-                     f"{max(s['max'] for s in st):.4g}"])
+        rows.append([layer, f"{np.mean([x['std'] for x in st]):.4g}", f"{np.mean([x['p1'] for x in st]):.4g}",
+                     f"{np.mean([x['p99'] for x in st]):.4g}", f"{min(x['min'] for x in st):.4g}",
+                     f"{max(x['max'] for x in st):.4g}"])
     return Table(title=f"{label}: pre-activation scale at init (full width, first 100 test images, "
                      f"mean over {len(probes)} seeds)", columns=["layer", "std", "p1", "p99", "min", "max"], rows=rows)
 
@@ -138,18 +138,18 @@ def test_init_controlled(case: Case, claimbench: ClaimBench, datasets) -> None:
     s = ctx.budget.settings
     inits = ("large", "small_conv", "he_xavier")
     tune = TUNING_SEED_OFFSET + ctx.seeds[0]
-    sweep = {i: {lr: trained(ctx, data, i, lr, "sgd", tune) for lr in s["sweep_lrs"]} for i in inits}
-    best_lr = {i: max(s["sweep_lrs"], key=lambda lr: (acc_of(sweep[i][lr]), -lr)) for i in inits}
-    shared = 1e-3 if 1e-3 in s["sweep_lrs"] else s["sweep_lrs"][-1]
+    sweep = {i: {lr: trained(ctx, data, i, lr, "sgd", tune) for lr in s.sweep_lrs} for i in inits}
+    best_lr = {i: max(s.sweep_lrs, key=lambda lr: (acc_of(sweep[i][lr]), -lr)) for i in inits}
+    shared = 1e-3 if 1e-3 in s.sweep_lrs else s.sweep_lrs[-1]
     arms = {}
     for i in inits:
         arms[f"{ARM[i]}@shared"] = trained_seeds(ctx, data, i, shared, "sgd", ctx.seeds)
         arms[f"{ARM[i]}@best"] = trained_seeds(ctx, data, i, best_lr[i], "sgd", ctx.seeds)
-    scales = {sc: trained(ctx, data, "he_xavier", 1e-3, "sgd", tune, scale=sc) for sc in s["scales"]}
+    scales = {sc: trained(ctx, data, "he_xavier", 1e-3, "sgd", tune, scale=sc) for sc in s.scales}
     he = probe(ctx, data, "he_xavier", ctx.seeds[0])
     large = probe(ctx, data, "large", ctx.seeds[0])
     sweep_rows = [[i] + [("diverged" if sweep[i][lr]["diverged"] else f"{100 * acc_of(sweep[i][lr]):.2f}")
-                         for lr in s["sweep_lrs"]] + [f"{best_lr[i]:g}"] for i in inits]
+                         for lr in s.sweep_lrs] + [f"{best_lr[i]:g}"] for i in inits]
     arm_rows = [[i, stats.summary([acc_of(r) for r in arms[f"{ARM[i]}@shared"]]).fmt(100, 2, "%"), f"{best_lr[i]:g}",
                  stats.summary([acc_of(r) for r in arms[f"{ARM[i]}@best"]]).fmt(100, 2, "%")] for i in inits]
     var_rows = [[f"conv{k + 2}/conv{k + 1}", f"{he['he_predicted'][k]:.3g}", f"{he['he_measured'][k]:.3g}",
@@ -158,15 +158,15 @@ def test_init_controlled(case: Case, claimbench: ClaimBench, datasets) -> None:
                       xlabel="init scale s", ylabel="test accuracy", series=[{"label": f"seed {tune}", "marker": "o",
                                                                               "x": list(scales),
                              "y": [acc_of(r) for r in scales.values()]}])
-    fig_sweep = Lines(title=f"accuracy vs learning rate after {s['steps']} SGD steps (tuning seed {tune})", xlog=True,
+    fig_sweep = Lines(title=f"accuracy vs learning rate after {s.steps} SGD steps (tuning seed {tune})", xlog=True,
                       xlabel="learning rate", ylabel="test accuracy (diverged = 0)", series=[{"label": i,
                                                                                               "marker": "o",
-                                                                                              "x": list(s["sweep_lrs"]),
-                             "y": [acc_of(sweep[i][lr]) for lr in s["sweep_lrs"]]} for i in inits])
+                                                                                              "x": list(s.sweep_lrs),
+                             "y": [acc_of(sweep[i][lr]) for lr in s.sweep_lrs]} for i in inits])
     ctx.decide(
         arms,
         tables=[Table(title=f"learning-rate sweep on tuning seed {tune} (not used to decide), test accuracy %",
-                      columns=["init"] + [f"lr {lr:g}" for lr in s["sweep_lrs"]] + ["best"], rows=sweep_rows),
+                      columns=["init"] + [f"lr {lr:g}" for lr in s.sweep_lrs] + ["best"], rows=sweep_rows),
                 Table(title=f"test accuracy over the deciding seeds {list(ctx.seeds)}", columns=["init",
                         f"shared lr {shared:g}", "best lr", "at best lr"], rows=arm_rows),
                 Table(title="variance ratio per layer at init: He et al.'s fan_in*Var(w)/2 vs measured",

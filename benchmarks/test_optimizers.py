@@ -101,7 +101,7 @@ def test_optimizers_on_mnist(case: Case, claimbench: ClaimBench, datasets) -> No
     ctx = claimbench.start(case)
     data = datasets.require(ctx, "mnist")
     runs = {o: trained_seeds(ctx, data, "he_xavier", 1e-3, o, ctx.seeds) for o in OPTIMIZERS}
-    target = ctx.budget["target_acc"]
+    target = ctx.budget.settings.target_acc
     n = len(ctx.seeds)
     steps = {o: [r["metrics"]["steps_to_target"] for r in rs] for o, rs in runs.items()}
     rows = [[o, stats.summary([acc_of(r) for r in rs]).fmt(100, 2, "%"),

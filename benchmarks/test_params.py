@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ import torch
 
 from fixtures.models import count_weights, layer_table, make_modified_vgg, make_vgg16
 from harness.claims import Case
-from harness.profiles import Budget
+from harness.profiles import Budget, Scale
 from harness.seeding import seed_all
 from harness.train import TrainConfig, train
 from harness.claim import ClaimBench
@@ -64,12 +65,22 @@ TF_CHECKPOINT_BYTES = 192_813_440
 SAME = Budget(seeds=1)
 TABLE_CASES = [Case("ltfn8_vgg_param_tables", {"smoke": SAME, "cpu": SAME, "full": SAME}, variant=v)
                for v in ("vgg16", "modified_vgg")]
+
+
+@dataclass(frozen=True)
+class CheckpointScale(Scale):
+    """The checkpoint claims' knobs: the network's width and the Adam steps' batch."""
+
+    width: float
+    batch: int
+
+
 # The size claim is exact only at full width; smoke checks the machinery on a 1/8-width network.
 CKPT_BUDGETS = {
-    "smoke": Budget(seeds=1, deviation="1/8-width VGG, batch 4", settings={"width": 0.125, "batch": 4}),
+    "smoke": Budget(seeds=1, deviation="1/8-width VGG, batch 4", settings=CheckpointScale(width=0.125, batch=4)),
     "cpu": Budget(seeds=2, deviation="Adam steps on random 32x32 images, batch 8 (size does not depend "
-                  "on data)", settings={"width": 1.0, "batch": 8}),
-    "full": Budget(seeds=3, deviation="", settings={"width": 1.0, "batch": 100}),
+                  "on data)", settings=CheckpointScale(width=1.0, batch=8)),
+    "full": Budget(seeds=3, deviation="", settings=CheckpointScale(width=1.0, batch=100)),
 }
 CKPT_CASES = [Case("ltfn9_checkpoint_184mb", CKPT_BUDGETS),
               Case("ltfn9_checkpoint_restore_roundtrip", CKPT_BUDGETS)]
@@ -210,7 +221,7 @@ def _restore(folder: Path, width: float) -> dict:
 @pytest.mark.parametrize("case", CKPT_CASES, ids=str)
 def test_checkpoint(case: Case, claimbench: ClaimBench) -> None:
     ctx = claimbench.start(case)
-    width, batch = ctx.budget["width"], ctx.budget["batch"]
+    width, batch = ctx.budget.settings.width, ctx.budget.settings.batch
     roundtrip = case.claim_id.endswith("roundtrip")
 
     def measure(seed: int) -> dict:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -30,16 +31,29 @@ from fixtures.folders import fetch_posts_folder, load_image_folder
 from harness import stats
 from harness.claims import Case
 from harness.device import prepare_model
-from harness.profiles import Budget
+from harness.profiles import Budget, Scale
 from harness.seeding import seed_all, source_seed
 from harness.claim import ClaimBench, ClaimContext, run_case
 from harness.records import Lines, Table, accuracy_bands, beside_posts_title, images_figure, lr_finder_figure
 
 LR_WINDOW = metric_def("lr_falling_share", "window")  # where the LR finder's falling share is read
+@dataclass(frozen=True)
+class TransferScale(Scale):
+    """The transfer family's knobs."""
+
+    arch: str  # the network fastai's recipe builds ("resnet34" with ImageNet weights)
+    width: float
+    size: int  # image side in px
+    bs: int
+    ep1: int  # epochs of stage 1 (body frozen when pretrained)
+    ep2: int  # epochs of stage 2 (unfrozen)
+    lr_find_it: int  # LR-finder iterations
+
+
 SCALE = {
-    "smoke": dict(arch="resnet10", width=0.125, size=32, bs=16, ep1=1, ep2=1, lr_find_it=12),
-    "cpu": dict(arch="resnet10", width=0.5, size=112, bs=64, ep1=5, ep2=15, lr_find_it=100),
-    "full": dict(arch="resnet34", width=1.0, size=224, bs=64, ep1=5, ep2=15, lr_find_it=100),
+    "smoke": TransferScale(arch="resnet10", width=0.125, size=32, bs=16, ep1=1, ep2=1, lr_find_it=12),
+    "cpu": TransferScale(arch="resnet10", width=0.5, size=112, bs=64, ep1=5, ep2=15, lr_find_it=100),
+    "full": TransferScale(arch="resnet34", width=1.0, size=224, bs=64, ep1=5, ep2=15, lr_find_it=100),
 }
 DEVIATION = {
     "smoke": "toy sizes (32 px, 1 epoch per stage)",
@@ -89,12 +103,12 @@ def folder(claimbench, ctx, name: str):
 
 
 def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state: dict | None) -> dict:
-    s = dict(ctx.budget.settings)
+    s = ctx.budget.settings
     if pretrained_state is not None:
-        s.update(arch="resnet34", width=1.0)
+        s = dataclasses.replace(s, arch="resnet34", width=1.0)
     cfg = {"dataset": name, "n_images": len(data), "classes": data.classes, "pretrained": pretrained_state is not None,
            "metrics": 2,
-           **{k: s[k] for k in ("arch", "width", "size", "bs", "ep1", "ep2", "lr_find_it")},
+           **s.as_dict(),
            "sequence": "fit_one_cycle(ep1, slice(3e-3)); unfreeze; lr_find; fit_one_cycle(ep2, slice(1e-4))"}
     if pretrained_state is not None:  # runs on other weights never resume as the ImageNet ones
         cfg["weights"] = ctx.label or "ImageNet IMAGENET1K_V1"
@@ -113,15 +127,15 @@ def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state
             augment_gen = torch.Generator().manual_seed(1_000_003 + source_seed("augment", seed, vary))
             split_seed = source_seed("split", seed, vary)
         dev = ctx.device
-        bank = FA.ImageBank.from_arrays(data.images, s["size"]).to(dev)
+        bank = FA.ImageBank.from_arrays(data.images, s.size).to(dev)
         labels = torch.from_numpy(data.labels.astype(np.int64)).to(dev)
         tr_np, va_np = R.random_split(len(data), split_seed)
         tr, va = torch.from_numpy(tr_np).to(dev), torch.from_numpy(va_np).to(dev)
-        model = prepare_model(FA.create_cnn(s["arch"], len(data.classes), width=s["width"],
+        model = prepare_model(FA.create_cnn(s.arch, len(data.classes), width=s.width,
                                            pretrained_state=pretrained_state), dev)
-        stages = [("as_created", s["ep1"], slice(3e-3)), ("unfrozen", s["ep2"], slice(1e-4))]
+        stages = [("as_created", s.ep1, slice(3e-3)), ("unfrozen", s.ep2, slice(1e-4))]
         out = R.fit_stages(model, bank, tr, va, labels, stages, train_kind="default", generator=order_gen,
-                           bs=s["bs"], lr_find_before=1, lr_find_it=s["lr_find_it"], label=f"{name} seed={seed}",
+                           bs=s.bs, lr_find_before=1, lr_find_it=s.lr_find_it, label=f"{name} seed={seed}",
                            augment_generator=augment_gen)
         res = {"n_valid": len(va_np), "n_train": len(tr_np), **out}
         spot = (R.sweet_spot(out["lr_find"]["plot_lr"], out["lr_find"]["plot_loss"], *LR_WINDOW)

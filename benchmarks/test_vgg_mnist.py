@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from benchmarks.vgg import SCALE, SEEDS, acc, curves, effect_table, run_seeds, strip
+from benchmarks.vgg import SCALE, SEEDS, acc, adam, curves, effect_table, strip, train_config
 from fixtures.models import init_convnet4, make_convnet4, make_modified_vgg
 from harness.claims import Case
 from harness.device import prepare_model
@@ -22,6 +21,7 @@ from harness.claim import ClaimBench, ClaimContext
 from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.train import evaluate, evaluate_while_training
+from harness.stacked import SeedSetup, run_seeds
 
 DEVIATION = {
     "smoke": "toy widths and 10 steps",
@@ -42,8 +42,8 @@ def _mnist_tensors(data, device):
 
 def mnist_runs(ctx: ClaimContext, data, arm, seeds):
     s = ctx.budget.settings
-    cfg = {"arm": arm, "steps": s["mnist_steps"], "width": s["vgg_width" if arm == "vgg" else "base_width"],
-           "curve_n": s["curve_n"], "eval_every": s["eval_every"], "optimizer": "adam 1e-3", "batch": 100,
+    cfg = {"arm": arm, "steps": s.mnist_steps, "width": s.vgg_width if arm == "vgg" else s.base_width,
+           "curve_n": s.curve_n, "eval_every": s.eval_every, "optimizer": "adam 1e-3", "batch": 100,
            "metrics": 2}
 
     def setup(seed):
@@ -54,10 +54,10 @@ def mnist_runs(ctx: ClaimContext, data, arm, seeds):
             model = init_convnet4(make_convnet4(width=cfg["width"]), "he_xavier", gens.torch)
         model = prepare_model(model, ctx.device)
         train_t, test_t = _mnist_tensors(data, ctx.device)
-        curve_t = (test_t[0][:s["curve_n"]], test_t[1][:s["curve_n"]])
-        return model, _adam, train_t, curve_t, gens
+        curve_t = (test_t[0][:s.curve_n], test_t[1][:s.curve_n])
+        return SeedSetup(model, adam, train_t, curve_t, gens.torch)
 
-    def finish(model, opt, res, printed, execution):
+    def finish(model, opt, res, printed, execution, _before):
         test_t = _mnist_tensors(data, ctx.device)[1]
         out = {"history": res.history, "printed_cost": printed, "diverged": res.diverged, "wall_s": res.wall_s,
                "images_per_s": res.images_per_s, "final": {}, "execution": execution}
@@ -70,12 +70,9 @@ def mnist_runs(ctx: ClaimContext, data, arm, seeds):
                           "buggy_test_acc": out["final"].get("buggy_test_acc")}
         return out
 
-    return run_seeds(ctx, arm, seeds, setup=setup, finish=finish, steps=s["mnist_steps"], label=f"mnist {arm}",
-                     config=cfg, experiment="vgg-mnist")
+    return run_seeds(ctx, arm, seeds, setup=setup, finish=finish, train_config=train_config(s, s.mnist_steps),
+                     print_every=s.print_every, label=f"mnist {arm}", config=cfg, experiment="vgg-mnist")
 
-
-def _adam(params):
-    return torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -90,7 +87,7 @@ def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
         figures=[strip("MNIST test accuracy per seed (%)", {"VGG": a, "ConvNet (He/Xavier, Adam)": b},
                         [{"y": 97.9, "label": "posts: VGG 97.9%", "color": "tab:blue"},
                          {"y": 97.3, "label": "posts: previous best 97.3%", "color": "tab:orange"}]),
-                 curves("MNIST test accuracy while training", runs, ctx.budget.settings["curve_n"])],
+                 curves("MNIST test accuracy while training", runs, ctx.budget.settings.curve_n)],
         notes=[f"With the posts' flawed evaluation (training on test batches): VGG {100 * bug['vgg']:.2f}%, "
                f"ConvNet {100 * bug['convnet']:.2f}% (clean: {np.mean(a):.2f}% / {np.mean(b):.2f}%).",
                "The previous best is taken to be part 7's ConvNet with He/Xavier init and Adam 1e-3 for "

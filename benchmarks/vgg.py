@@ -1,90 +1,56 @@
 """What the two VGG families share (Learn TensorFlow Now parts 8 and 10-12): the profiles' settings, the
-training call that records the batch costs the scripts printed, and the figures and effect-size table
-shown beside the rules' decisions (``test_vgg_mnist.py``, ``test_cifar.py``).
+scripts' training configuration and optimiser (their runs go through ``harness.stacked.run_seeds``, which
+records the batch costs the scripts printed), and the figures and effect-size table shown beside the rules'
+decisions (``test_vgg_mnist.py``, ``test_cifar.py``).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from harness import stats
-from harness.claim import ClaimContext
-from harness.stacked import train_stacked_runs, unstack_optimizer
-from harness.train import TrainConfig, train
+from harness.train import TrainConfig
 from harness.records import Lines, Strip, Table, accuracy_bands
+from harness.profiles import Scale
+
+@dataclass(frozen=True)
+class VggScale(Scale):
+    """The VGG families' knobs (parts 8 and 10-12)."""
+
+    vgg_width: float  # of the posts' VGG
+    base_width: float  # of the part 6 ConvNet it is compared with
+    mnist_steps: int
+    cifar_steps: int
+    n_train_cifar: int  # CIFAR-10 training images used
+    test_n: int
+    curve_n: int  # test images behind the accuracy-while-training curve
+    train_eval_n: int  # training images evaluated for the bias/variance gap
+    eval_every: int
+    print_every: int
+
 
 SCALE = {
-    "smoke": dict(vgg_width=0.0625, base_width=0.125, mnist_steps=10, cifar_steps=10, n_train_cifar=2000,
-                  test_n=500, curve_n=200, train_eval_n=500, eval_every=5, print_every=5),
-    "cpu": dict(vgg_width=0.125, base_width=0.25, mnist_steps=500, cifar_steps=1500, n_train_cifar=10000,
-                test_n=10000, curve_n=2000, train_eval_n=10000, eval_every=100, print_every=100),
-    "full": dict(vgg_width=1.0, base_width=1.0, mnist_steps=1000, cifar_steps=10000, n_train_cifar=50000,
-                 test_n=10000, curve_n=10000, train_eval_n=50000, eval_every=250, print_every=100),
+    "smoke": VggScale(vgg_width=0.0625, base_width=0.125, mnist_steps=10, cifar_steps=10, n_train_cifar=2000,
+                      test_n=500, curve_n=200, train_eval_n=500, eval_every=5, print_every=5),
+    "cpu": VggScale(vgg_width=0.125, base_width=0.25, mnist_steps=500, cifar_steps=1500, n_train_cifar=10000,
+                    test_n=10000, curve_n=2000, train_eval_n=10000, eval_every=100, print_every=100),
+    "full": VggScale(vgg_width=1.0, base_width=1.0, mnist_steps=1000, cifar_steps=10000, n_train_cifar=50000,
+                     test_n=10000, curve_n=10000, train_eval_n=50000, eval_every=250, print_every=100),
 }
 SEEDS = {"smoke": 1, "cpu": 5, "full": 5}
 
 
-def fit(ctx: ClaimContext, model, opt, train_t, curve_t, steps, gens, label):
-    s = ctx.budget.settings
-    printed = {}
-
-    def on_step(k, loss):
-        if k % s["print_every"] == 0:
-            printed[k] = loss
-    res = train(model, opt, train_t, curve_t, _train_config(s, steps), generator=gens.torch, label=label,
-                on_step=on_step)
-    return res, [[k, float(v)] for k, v in sorted(printed.items())]  # (step, batch cost) as the posts printed
-
-
-def _train_config(s: dict, steps: int) -> TrainConfig:
-    return TrainConfig(steps=steps, batch_size=100, order="contiguous", eval_every=s["eval_every"],
+def train_config(s: VggScale, steps: int) -> TrainConfig:
+    """The scripts' training: batch 100 in contiguous order, evaluated every ``eval_every`` steps."""
+    return TrainConfig(steps=steps, batch_size=100, order="contiguous", eval_every=s.eval_every,
                        channels_last=True)
 
 
-def _stopped_at(res) -> int:
-    """The step a run-by-run training stops at: the end, or the evaluation that found a divergence."""
-    return res.history[-1]["step"] if res.history else res.steps
-
-
-def run_seeds(ctx: ClaimContext, arm: str, seeds, *, setup, finish, steps: int, label: str, config: dict,
-              experiment: str) -> list[dict]:
-    """The runs of an arm over ``seeds``, trained one by one or, where ``ctx.stacking`` says so (CUDA by
-    default), together (harness.stacked); the same stored runs either way, each saying how it was executed.
-
-    ``setup(seed) -> (model, make_optimizer, train data, curve data, generators)`` builds a seed's model exactly
-    as a run-by-run training does; ``finish(model, optimizer, result, printed, execution) -> record`` turns the
-    trained model into the run's record."""
-    s = ctx.budget.settings
-    seeds = list(seeds)
-
-    def one(seed):
-        def fn():
-            model, make_opt, train_t, curve_t, gens = setup(seed)
-            opt = make_opt(model.parameters())
-            res, printed = fit(ctx, model, opt, train_t, curve_t, steps, gens, f"{label} seed={seed}")
-            return finish(model, opt, res, printed, {"mode": "run-by-run"})
-        return fn
-
-    def many(todo: list[int]) -> dict[int, dict]:
-        built = [setup(seed) for seed in todo]
-        models, make_opt, train_t, curve_t = [b[0] for b in built], built[0][1], built[0][2], built[0][3]
-        printed: dict[int, torch.Tensor] = {}
-
-        def on_step(k, losses):
-            if k % s["print_every"] == 0:
-                printed[k] = losses
-        results, opt, params = train_stacked_runs(
-            models, make_opt, train_t, curve_t, _train_config(s, steps), on_step=on_step,
-            label=f"{label} seeds={','.join(map(str, todo))} (stacked)")
-        execution = {"mode": "stacked", "seeds": list(todo)}
-        host = {k: v.cpu() for k, v in printed.items()}
-        return {seed: finish(m, unstack_optimizer(opt, params, i, m, make_opt), res,
-                             [[k, float(host[k][i])] for k in sorted(host) if k < _stopped_at(res)], execution)
-                for i, (seed, m, res) in enumerate(zip(todo, models, results))}
-
-    if not ctx.stacking(len(seeds)):
-        return [ctx.run(arm, seed, one(seed), config=config, experiment=experiment) for seed in seeds]
-    return ctx.run_group(arm, seeds, many, one, config=config, experiment=experiment)
+def adam(params) -> torch.optim.Optimizer:
+    """The scripts' optimiser: Adam at 1e-3 with TensorFlow's defaults."""
+    return torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
 
 def acc(run):

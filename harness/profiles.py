@@ -92,29 +92,32 @@ def parse_seeds(text: str | None) -> tuple[int, ...] | None:
 
 
 @dataclass(frozen=True)
+class Scale:
+    """A family's knobs at one profile (steps, widths, subset sizes, ...): each family subclasses this as a frozen
+    dataclass, so a knob has a type and a misspelt one is an error, never a silent default. A run's config
+    records ``as_dict()``."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Budget:
     """What one claim may spend under one profile.
 
-    ``settings`` holds the claim-specific knobs (steps, widths, subset sizes, ...); ``deviation`` says in
-    words how this profile departs from the posts' setup, and is printed next to the verdict.
+    ``settings`` holds the family's knobs (a ``Scale``; a plain mapping only for a throwaway family);
+    ``deviation`` says in words how this profile departs from the posts' setup, and is printed next to the
+    verdict.
     """
 
     seeds: int = 1  # seeds per arm unless --seeds overrides
     needs_cuda: bool = False
     deviation: str = ""  # "" means: the posts' own setup
-    settings: Mapping[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.settings[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.settings.get(key, default)
-
-    def with_settings(self, **kw: Any) -> "Budget":
-        return dataclasses.replace(self, settings={**self.settings, **kw})
+    settings: Scale | Mapping[str, Any] = field(default_factory=Scale)
 
     def as_config(self) -> dict[str, Any]:
-        return {"needs_cuda": self.needs_cuda, "settings": dict(self.settings)}
+        knobs = self.settings.as_dict() if isinstance(self.settings, Scale) else dict(self.settings)
+        return {"needs_cuda": self.needs_cuda, "settings": knobs}
 
 
 def seeds_for(budget: Budget, override: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -10,7 +10,8 @@ its weights, which no longer matter) and reported, like a diverged run-by-run tr
 
 A GPU option: on the CPU stacking is compute-bound and slower than run by run. ``--stack auto`` (the default)
 stacks on CUDA only; the ConvNet runner (``benchmarks/convnet.py``) and the VGG runners (``benchmarks/vgg.py``)
-then train the seeds of an arm with :func:`train_stacked_runs`, which evaluates every model on the schedule
+both go through one adaptor, :func:`run_seeds`, which trains the seeds of an arm one by one or together with
+:func:`train_stacked_runs`, which evaluates every model on the schedule
 ``harness.train`` keeps and returns one ``RunResult`` per model, so each seed is still stored as its own run
 (with ``execution.mode = "stacked"``). ``tests/test_stacked.py`` shows it equals run-by-run training in float64, and
 on the pretend CUDA device that its steps never read the host.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,7 @@ from torch.func import functional_call, stack_module_state
 
 from harness.device import synchronize
 from harness.progress import Progress
-from harness.train import RunResult, TrainConfig, _batches, forward
+from harness.train import RunResult, TrainConfig, _batches, forward, train
 
 
 @dataclass
@@ -202,3 +203,70 @@ def unstack_optimizer(opt: torch.optim.Optimizer, params: dict, i: int, model: n
                             (v.clone() if torch.is_tensor(v) else v)) for name, v in st.items()}
     own.load_state_dict({"state": sliced, "param_groups": state["param_groups"]})
     return own
+
+
+@dataclass
+class SeedSetup:
+    """One seed's model, built exactly as its run-by-run training builds it, with what its training reads."""
+
+    model: nn.Module
+    make_optimizer: Callable[[Any], torch.optim.Optimizer]  # parameters -> optimiser (also for the stack)
+    train: tuple[torch.Tensor, torch.Tensor]
+    valid: tuple[torch.Tensor, torch.Tensor]  # evaluated on the TrainConfig's schedule
+    generator: torch.Generator | None  # the batch order's generator
+    before: Any = None  # what the finished record needs from before training (e.g. the evaluation at init)
+
+
+def _stopped_at(res: RunResult) -> int:
+    """The step a run-by-run training stops at: the end, or the evaluation that found a divergence."""
+    return res.history[-1]["step"] if res.history else res.steps
+
+
+def run_seeds(ctx, arm: str, seeds, *, setup: Callable[[int], SeedSetup], finish: Callable[..., dict],
+              train_config: TrainConfig, label: str, config: dict, experiment: str, print_every: int = 0) -> list[dict]:
+    """The stored runs of an arm over ``seeds`` (``ctx`` is the claim's ``ClaimContext``): trained one by one or,
+    where ``ctx.stacking`` says so (CUDA by default), together; the same stored runs either way, each saying how
+    it was executed. Both runners of the suite use it.
+
+    ``setup(seed)`` builds a seed's ``SeedSetup``; ``finish(model, optimizer, result, printed, execution, before)``
+    turns the trained model into the run's record, where ``printed`` lists ``[step, batch cost]`` every
+    ``print_every`` steps (the posts' printed costs; empty when 0) and ``optimizer`` is the seed's own (sliced
+    from the stack when trained together)."""
+    seeds = list(seeds)
+
+    def one(seed: int) -> Callable[[], dict]:
+        def fn() -> dict:
+            su = setup(seed)
+            opt = su.make_optimizer(su.model.parameters())
+            printed: dict[int, float] = {}
+
+            def on_step(k, loss):
+                if k % print_every == 0:
+                    printed[k] = loss
+            res = train(su.model, opt, su.train, su.valid, train_config, generator=su.generator,
+                        label=f"{label} seed={seed}", on_step=on_step if print_every else None)
+            return finish(su.model, opt, res, [[k, float(v)] for k, v in sorted(printed.items())],
+                          {"mode": "run-by-run"}, su.before)
+        return fn
+
+    def many(todo: list[int]) -> dict[int, dict]:
+        built = [setup(seed) for seed in todo]
+        models, make_opt = [b.model for b in built], built[0].make_optimizer
+        printed: dict[int, torch.Tensor] = {}
+
+        def on_step(k, losses):
+            if k % print_every == 0:
+                printed[k] = losses
+        results, opt, params = train_stacked_runs(
+            models, make_opt, built[0].train, built[0].valid, train_config, on_step=on_step if print_every else None,
+            label=f"{label} seeds={','.join(map(str, todo))} (stacked)")
+        execution = {"mode": "stacked", "seeds": list(todo)}
+        host = {k: v.cpu() for k, v in printed.items()}
+        return {seed: finish(m, unstack_optimizer(opt, params, i, m, make_opt), res,
+                             [[k, float(host[k][i])] for k in sorted(host) if k < _stopped_at(res)], execution,
+                             built[i].before)
+                for i, (seed, m, res) in enumerate(zip(todo, models, results))}
+
+    if not ctx.stacking(len(seeds)):
+        return [ctx.run(arm, seed, one(seed), config=config, experiment=experiment) for seed in seeds]
+    return ctx.run_group(arm, seeds, many, one, config=config, experiment=experiment)
