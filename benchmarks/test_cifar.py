@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.vgg import SCALE, SEEDS, acc, adam, curves, effect_table, strip, train_config
+from benchmarks.convnet import acc_of
+from benchmarks.vgg import SCALE, SEEDS, adam, curves, effect_table, strip, train_config
 from fixtures.models import make_modified_vgg
 from harness.claims import Case
 from harness.device import prepare_model
@@ -107,7 +108,7 @@ def _arm_runs(ctx: ClaimContext, datasets, arms: tuple[str, ...]):
     data = datasets.require(ctx, "cifar10")
     runs = {arm: cifar_runs(ctx, data, arm, ctx.seeds) for arm in arms}
     labelled = {"meansub" if arm == "mean_sub" else arm: rs for arm, rs in runs.items()}
-    pct = {arm: [100 * acc(r) for r in rs] for arm, rs in runs.items()}
+    pct = {arm: [100 * acc_of(r) for r in rs] for arm, rs in runs.items()}
     bug = {arm: float(np.mean([r["final"].get("buggy_test_acc", np.nan) for r in rs])) for arm, rs in runs.items()}
     return runs, labelled, pct, bug, curves("CIFAR-10 test accuracy while training", runs,
                                             ctx.budget.settings.curve_n)

@@ -53,8 +53,8 @@ from harness.estimate import estimate, train_flops_per_image
 from harness.profiles import Budget, Scale
 from harness.seeding import seed_all
 from harness.claim import ClaimBench, ClaimContext, run_case
-from harness.records import (Bars, Lines, Ref, Series, Strip, Table, accuracy_bands, beside_posts_title, chance,
-                             images_figure, lr_finder_figure, network_of)
+from harness.records import (Bars, Images, Ref, Strip, Table, accuracy_curves,
+                             chance, epoch_table, images_figure, lr_finder_figure)
 from harness.train import forward
 
 PART1_SMALL = (1, 2, 3, 4, 5)
@@ -252,36 +252,7 @@ def _out_of_range(ctx: ClaimContext, model, spec, seed) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def _epoch_table(run, posts_error=None, dataset: str = "") -> dict:
-    """The posts' per-epoch table for one seed, with the posts' error_rate beside ours where known (the
-    posts' run had more epochs than a scaled-down profile: then the columns are not aligned in time)."""
-    posts_error = posts_error or []
-    rows = [[h["epoch"], f"{h['train_loss']:.6f}", f"{h.get('valid_loss', float('nan')):.6f}",
-             f"{h['error_rate']:.6f}" if "error_rate" in h else "—",
-             f"{posts_error[i]:.6f}" if i < len(posts_error) else "—"] for i, h in enumerate(run["history"])]
-    title = (beside_posts_title(dataset, run, "per epoch in the posts' format") if posts_error else
-             f"{dataset}: per epoch, seed {run['seed']}, {network_of(run.get('config') or {})}")
-    return Table(title=title, columns=["epoch", "train_loss",
-                                                                                            "valid_loss", "error_rate",
-                                                                                            "posts' error_rate"],
-                                                                                            rows=rows)
-
-
-def _curves(title, runs_by_arm, refs=(), bands: bool = True) -> dict:
-    """Validation accuracy per epoch: each arm's mean over seeds, with the seeds' range as a band unless
-    ``bands`` is off (many arms: eight overlapping bands hide each other)."""
-    ok = {arm: [r for r in runs if r.get("diverged") is None] for arm, runs in runs_by_arm.items()}
-    left_out = sum(len(runs) - len(ok[arm]) for arm, runs in runs_by_arm.items())
-    series = accuracy_bands(ok, x="epoch")
-    if not bands:
-        series = [Series(s.label, s.x, s.y) for s in series]
-    caption = "; ".join(x for x in ("" if bands else "lines: the mean over seeds of each arm (no bands)",
-                                    f"{left_out} diverged run(s) left out" if left_out else "") if x)
-    return Lines(title=title, xlabel="epoch", ylabel="validation accuracy", series=series, refs=list(refs),
-                 caption=caption)
-
-
-def _thumbs(ctx: ClaimContext, spec: dict, seed: int, k: int = 6) -> dict:
+def _circle_views(ctx: ClaimContext, spec: dict, seed: int, k: int = 6) -> Images:
     """A few validation views of the dataset as the network sees them (centre crop), for the report."""
     bank, _, n_circles, _ = _dataset(ctx, spec, seed)
     x = FA.crop_at(bank, torch.arange(k), torch.full((k,), 0.5), torch.full((k,), 0.5))
@@ -318,7 +289,8 @@ def _posts_claim(ctx: ClaimContext, *, weights, name: str, lr_plot: tuple[str, l
     per_seed = cost_estimate(spec, dict(s, arch='resnet34', width=1.0), ctx.bench.device_name)
     ctx.announce(f"estimated cost per seed: {per_seed}; {len(ctx.seeds)} seeds")
     runs = [counting_run(ctx, spec, sd, state) for sd in ctx.seeds]
-    figs = [_thumbs(ctx, spec, ctx.seeds[0]), _curves("validation accuracy per epoch (all stages)", {name: runs})]
+    figs = [_circle_views(ctx, spec, ctx.seeds[0]),
+            accuracy_curves("validation accuracy per epoch (all stages)", {name: runs})]
     if lr_plot is not None:
         figs.append(lr_finder_figure(lr_plot[0], runs, lr_plot[1]))
     notes = list(notes)
@@ -327,7 +299,7 @@ def _posts_claim(ctx: ClaimContext, *, weights, name: str, lr_plot: tuple[str, l
                     if r.get("diverged") is None]
         notes.append(f"Largest validation error after epoch 1, per seed: {', '.join(f'{u:.3f}' for u in unstable)} "
                      "(the posts' run swung up to 0.95 before annealing).")
-    ctx.decide({name: runs}, tables=[_epoch_table(runs[0], POSTS_ERROR[name], DATASETS[name])],
+    ctx.decide({name: runs}, tables=[epoch_table(runs[0], DATASETS[name], POSTS_ERROR[name])],
                figures=[f for f in figs if f],
                notes=notes)
 
@@ -346,9 +318,9 @@ def _from_scratch(ctx: ClaimContext, **_) -> None:
         first_stage = stats.summary([R.stage_accuracy(r, 0) for r in runs[nme]])
         rows.append([labels[nme], runs[nme][0]["n_train"], first_stage.fmt(100, 2, "%"), sm.fmt(100, 2, "%"),
                      f"{100 / len(recipe(nme, s)['counts']):.1f}%"])
-    figs = [_thumbs(ctx, recipe(n, s), ctx.seeds[0], 4) for n in names]
-    figs += [_curves("validation accuracy per epoch, from scratch", {labels[n]: runs[n] for n in names},
-                     refs=[chance(20), chance(100 / 6)]),
+    figs = [_circle_views(ctx, recipe(n, s), ctx.seeds[0], 4) for n in names]
+    figs += [accuracy_curves("validation accuracy per epoch, from scratch", {labels[n]: runs[n] for n in names},
+                             refs=[chance(20), chance(100 / 6)]),
              lr_finder_figure("LR finder after the first stage, 1-5 from scratch (posts read 1e-6..1e-3 pretrained)",
                           runs["part1_small"], [1e-6, 1e-3]),
              lr_finder_figure("LR finder after the first stage, 45-50 from scratch", runs["part1_large"])]
@@ -356,7 +328,7 @@ def _from_scratch(ctx: ClaimContext, **_) -> None:
         runs,
         tables=[Table(title="from scratch, final validation accuracy over seeds (mean [95% CI])", columns=["recipe",
                 "training images", "after stage 1", "final", "chance"], rows=rows),
-                _epoch_table(runs["part2"][0], POSTS_ERROR["part2"], DATASETS["part2"])],
+                epoch_table(runs["part2"][0], DATASETS["part2"], POSTS_ERROR["part2"])],
         figures=[f for f in figs if f],
         notes=["Without ImageNet weights fastai freezes nothing, so the posts' frozen first stage trains the "
                "whole network here (body at a tenth of the head's rate).",
@@ -413,8 +385,8 @@ def _ablation(ctx: ClaimContext, *, weights, **_) -> None:
                       lo=[float(100 * stats.summary(effects[f]).ci_t[0]) for f in ranking],
                       hi=[float(100 * stats.summary(effects[f]).ci_t[1]) for f in ranking],
                       refs=[Ref(y=0.0, label="no effect", color="black", role="other")]),
-                 _curves("validation accuracy per epoch, ablation arms (means)",
-                         {"/".join(lv): runs[lv] for lv in levels}, bands=False)],
+                 accuracy_curves("validation accuracy per epoch, ablation arms (means)",
+                                 {"/".join(lv): runs[lv] for lv in levels}, bands=False)],
         notes=notes)
 
 
@@ -439,7 +411,7 @@ def _regression(ctx: ClaimContext, *, weights, **_) -> None:
                                     f"{oor[c].mean():.2f}",
                              f"{100 * np.mean([r['out_of_range'][str(c)]['acc'] for r in ok]):.1f}%"]
                             for c in OUT_OF_RANGE]),
-                  _epoch_table(ok[0], dataset=DATASETS["part2"] + ", regression head")]
+                  epoch_table(ok[0], DATASETS["part2"] + ", regression head")]
     ctx.decide(
         {"classifier": cls, "regression": reg}, tables=tables, figures=figs,
         notes=["The posts only say regression 'would probably make more sense' (docs/claims.md B3, A10); this control "
@@ -516,8 +488,8 @@ def _pixel_baseline(ctx: ClaimContext, **_) -> None:
                            f"{speed['reference_ms'] / speed['fast_ms']:.0f}x"],
                           ["fast (torch), sizes U(25, 250)", f"{speed['fast_various_ms']:.3f}",
                            f"{speed['reference_ms'] / speed['fast_various_ms']:.0f}x"]])],
-        figures=[_thumbs(ctx, dict(counts=PART1_LARGE, per_class=s.per_part1, various=False), ctx.seeds[0]),
-                 _thumbs(ctx, dict(counts=PART2, per_class=s.per_part2, various=True), ctx.seeds[0]),
+        figures=[_circle_views(ctx, dict(counts=PART1_LARGE, per_class=s.per_part1, various=False), ctx.seeds[0]),
+                 _circle_views(ctx, dict(counts=PART2, per_class=s.per_part2, various=True), ctx.seeds[0]),
                  Bars(title="pixel counter accuracy, centre crop", labels=list(results),
                       values=[float(100 * np.mean(v["center"])) for v in results.values()],
                       ylabel="validation accuracy (%)", rotate=15, refs=[chance(20, 100), chance(100 / 6, 100)],

@@ -54,14 +54,14 @@ INIT_CASES = [
 CONTROL_CASES = [Case("ltfn6_init_controlled", CONTROL, params=(("dataset", "mnist"),))]
 
 
-def _history_table(run, label) -> dict:
+def _history_table(run, label) -> Table:
     rows = [[h["step"], f"{h['train_loss']:.6g}", f"{h.get('valid_loss', float('nan')):.6g}",
              f"{h.get('error_rate', float('nan')):.4f}"] for h in run["history"]]
     return Table(title=f"{label}: seed {run['seed']}, every {run['config']['eval_every']} steps", columns=["step",
             "train_loss", "test_loss", "error_rate"], rows=rows)
 
 
-def _hist_figure(rep, title) -> dict:
+def _hist_figure(rep, title) -> Lines:
     series = []
     for layer, h in rep["hist"].items():
         centers = [(a + b) / 2 for a, b in zip(h["edges"], h["edges"][1:])]
@@ -70,7 +70,7 @@ def _hist_figure(rep, title) -> dict:
     return Lines(title=title, series=series, xlabel="log10 |pre-activation|", ylabel="share of values")
 
 
-def _layer_table(probes, label) -> dict:
+def _layer_table(probes, label) -> Table:
     rows = []
     for layer in ("conv1", "conv2", "conv3", "conv4", "logits"):
         st = [p["report"]["layers"][layer] for p in probes]
@@ -81,7 +81,7 @@ def _layer_table(probes, label) -> dict:
                      f"mean over {len(probes)} seeds)", columns=["layer", "std", "p1", "p99", "min", "max"], rows=rows)
 
 
-def _after_table(runs, label) -> dict:
+def _after_table(runs, label) -> Table:
     done = [r["after"] for r in runs if r.get("after")]
     rows = [[layer] + [f"{np.mean([d['layers'][layer][k] for d in done]):.4g}" for k in ("std", "p1", "p99")]
             + [f"{min(d['layers'][layer]['min'] for d in done):.4g}",

@@ -34,7 +34,7 @@ from harness.device import prepare_model
 from harness.profiles import Budget, Scale
 from harness.seeding import seed_all, source_seed
 from harness.claim import ClaimBench, ClaimContext, run_case
-from harness.records import Lines, Table, accuracy_bands, beside_posts_title, images_figure, lr_finder_figure
+from harness.records import Images, Lines, Table, accuracy_curves, epoch_table, images_figure, lr_finder_figure
 
 LR_WINDOW = metric_def("lr_falling_share", "window")  # where the LR finder's falling share is read
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ DATASET_OF = {"paintings_resnet34_95pct": "paintings", "paintings_finetune_100pc
               "kittencat_finetune_92pct": "kittencat"}
 LR_FIGURE = ("paintings_finetune_100pct", "kittencat_lr_finder_sweet_spot")  # claims about the LR finder's plot
 VARIES = ("init", "split", "order", "augment")  # the sources --vary can isolate in this family's runs
+TABLE_WHAT = "per epoch in the posts' format (stage 1, then stage 2; seed = the split)"
+CURVES_TITLE = "{}: validation accuracy per epoch (stage 1 then stage 2)"
 POSTS_ERROR = {  # the posts' error_rate per epoch: 5 frozen epochs, then 15 unfrozen (docs/claims.md A1-A5)
     "paintings": [.225, .100, .100, .050, .050] + [.025] * 14 + [0.0],
     "kittencat": [.378788, .136364, .136364, .151515, .136364] + [.121, .121, .136, .136, .136, .121, .121, .106,
@@ -153,7 +155,7 @@ def _correct(run, stage: int) -> int:
     return int(round(R.stage_accuracy(run, stage) * run["n_valid"]))
 
 
-def _runs_table(runs) -> dict:
+def _runs_table(runs) -> Table:
     rows = []
     for r in runs:
         row = [r["seed"]]
@@ -170,30 +172,12 @@ def _runs_table(runs) -> dict:
                         "after stage 2 (unfrozen, 15 epochs at slice(1e-4))"], rows=rows)
 
 
-def _epoch_table(run, name) -> dict:
-    hist = [h for st in run["stages"] for h in st["history"]]
-    posts = POSTS_ERROR[name]
-    rows = [[i + 1, f"{h['train_loss']:.6f}", f"{h.get('valid_loss', float('nan')):.6f}",
-             f"{h.get('error_rate', float('nan')):.6f}", f"{posts[i]:.6f}" if i < len(posts) else "—"]
-            for i, h in enumerate(hist)]
-    return Table(title=beside_posts_title(name, run, "per epoch in the posts' format (stage 1, then stage 2; seed = "
-                                                     "the split)"),
-                 columns=["epoch", "train_loss", "valid_loss", "error_rate", "posts' error_rate"], rows=rows)
-
-
-def _curves(name, runs) -> dict:
-    ok = [{"history": [dict(h, epoch=i + 1) for i, h in enumerate(h for st in r["stages"] for h in st["history"])]}
-          for r in runs if r.get("diverged") is None]
-    return Lines(title=f"{name}: validation accuracy per epoch (stage 1 then stage 2)", xlabel="epoch",
-                 ylabel="validation accuracy", series=accuracy_bands({name: ok}, x="epoch"))
-
-
-def _lr_fig(name, runs) -> dict | None:
+def _lr_fig(name, runs) -> Lines | None:
     return lr_finder_figure(f"{name}: LR finder after unfreezing (shaded: the posts' 1e-5..1e-3)", runs,
                             [1e-5, 1e-3])
 
 
-def _thumbs(data, name, k=6) -> dict:
+def _folder_samples(data, name, k=6) -> Images:
     per_class = k // len(data.classes)
     picks = np.concatenate([np.flatnonzero(data.labels == c)[:per_class] for c in range(len(data.classes))])
     items = []
@@ -216,8 +200,9 @@ def _posts_claim(ctx: ClaimContext, *, claimbench: ClaimBench, weights, name: st
     state = weights.require(ctx)
     ctx.require_decided()  # the cpu profile's rule does not decide these (ResNet-34 at 224 px needs a GPU)
     runs = [transfer_run(ctx, data, name, sd, state) for sd in ctx.seeds]
-    figs = [_thumbs(data, name), _curves(name, runs)] + ([_lr_fig(name, runs)] if lr_figure else [])
-    ctx.decide({name: runs}, tables=[_runs_table(runs), _epoch_table(runs[0], name)],
+    figs = [_folder_samples(data, name), accuracy_curves(CURVES_TITLE.format(name), {name: runs})]
+    figs += [_lr_fig(name, runs)] if lr_figure else []
+    ctx.decide({name: runs}, tables=[_runs_table(runs), epoch_table(runs[0], name, POSTS_ERROR[name], TABLE_WHAT)],
                figures=[f for f in figs if f], notes=list(notes))
 
 
@@ -230,8 +215,9 @@ def _from_scratch(ctx: ClaimContext, *, claimbench: ClaimBench, **_) -> None:
         final = np.array([R.stage_accuracy(r, 1) for r in runs])
         per_split = _runs_table(runs)
         tables += [dataclasses.replace(per_split, title=f"{name} from scratch: {per_split.title}"),
-                   _epoch_table(runs[0], name)]
-        figs += [_thumbs(data, name), _curves(name, runs), _lr_fig(name, runs)]
+                   epoch_table(runs[0], name, POSTS_ERROR[name], TABLE_WHAT)]
+        figs += [_folder_samples(data, name), accuracy_curves(CURVES_TITLE.format(name), {name: runs}),
+                 _lr_fig(name, runs)]
         details[name] = {"gain": (final - np.array([R.stage_accuracy(r, 0) for r in runs])).tolist(),
                          "sweet_spots": _sweet_spots(runs), "skipped": data.skipped}
         ctx.announce(f"{name}: {len(data)} images, skipped {len(data.skipped)}")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.vgg import SCALE, SEEDS, acc, adam, curves, effect_table, strip, train_config
+from benchmarks.convnet import acc_of
+from benchmarks.vgg import SCALE, SEEDS, adam, curves, effect_table, strip, train_config
 from fixtures.models import init_convnet4, make_convnet4, make_modified_vgg
 from harness.claims import Case
 from harness.device import prepare_model
@@ -80,7 +81,7 @@ def test_claim(case: Case, claimbench: ClaimBench, datasets) -> None:
     ctx = claimbench.start(case)
     data = datasets.require(ctx, "mnist")
     runs = {arm: mnist_runs(ctx, data, arm, ctx.seeds) for arm in ("vgg", "convnet")}
-    a, b = [100 * acc(r) for r in runs["vgg"]], [100 * acc(r) for r in runs["convnet"]]
+    a, b = [100 * acc_of(r) for r in runs["vgg"]], [100 * acc_of(r) for r in runs["convnet"]]
     bug = {arm: np.mean([r["final"].get("buggy_test_acc", np.nan) for r in rs]) for arm, rs in runs.items()}
     ctx.decide(
         runs, tables=[effect_table({"VGG": a, "ConvNet": b}, 0.6)],

@@ -12,7 +12,7 @@ import torch
 
 from harness import stats
 from harness.train import TrainConfig
-from harness.records import Lines, Strip, Table, accuracy_bands
+from harness.records import Lines, Strip, Table, accuracy_curves
 from harness.profiles import Scale
 
 @dataclass(frozen=True)
@@ -53,25 +53,19 @@ def adam(params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
 
-def acc(run):
-    return run["metrics"]["test_acc"]
-
-
-def strip(title, groups, refs) -> dict:
+def strip(title, groups, refs) -> Strip:
     return Strip(title=title, ylabel="test accuracy (%)", refs=refs, groups=[{"label": k, "values": v} for k,
                                                                              v in groups.items()])
 
 
-def curves(title, runs_by_arm, curve_n: int | None = None) -> dict:
+def curves(title, runs_by_arm, curve_n: int | None = None) -> Lines:
     subset = (f"curves: accuracy on the first {curve_n:,} test images, evaluated while training (the verdict reads "
               "the whole test set)" if curve_n else "")
-    return Lines(title=title, xlabel="step", ylabel="test accuracy (%, curve subset)",
-                 series=accuracy_bands(runs_by_arm, percent=True), caption=subset)
+    return accuracy_curves(title, runs_by_arm, x="step", ylabel="test accuracy (%, curve subset)", percent=True,
+                           note=subset)
 
 
-
-
-def effect_table(arms: dict[str, list[float]], posts_gap: float) -> dict:
+def effect_table(arms: dict[str, list[float]], posts_gap: float) -> Table:
     """Effect sizes beside the rule's test (shown, not decided): Hedges' g, P(A>B), exact Mann-Whitney, the seeds
     the posts' gap would need at 80% power."""
     (na, a), (nb, b) = arms.items()

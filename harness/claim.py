@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from harness.claims import Case
-from harness.decide import confirmatory_seeds
+from harness import decide as D
 from harness.device import Precision, environment, environment_hash, precision_override, threads_per_worker
 from harness.executors import PendingRun, RemoteContext, WorkerSetup
 from harness.profiles import Budget, seeds_for
@@ -114,8 +114,8 @@ class ClaimBench:
 
     def start(self, case: Case) -> "ClaimContext":
         budget: Budget = case.budgets[self.profile.name]
-        seeds = self.seeds if self.seeds is not None else confirmatory_seeds(case.claim_id, self.profile.name,
-                                                                             budget.seeds)
+        seeds = self.seeds if self.seeds is not None else D.confirmatory_seeds(case.claim_id, self.profile.name,
+                                                                               budget.seeds)
         ctx = ClaimContext(self, case, budget, seeds_for(budget, seeds))
         if budget.needs_cuda and self.device.type != "cuda":
             ctx.not_run("device", f"the {self.profile.name} profile of this claim needs CUDA; "
@@ -301,8 +301,6 @@ class ClaimContext:
         its own level to these runs alone, stores the verdict with the rule, its identity and the run ids, and
         turns it into the test outcome. On seeds other than the claim's confirmatory ones the outcome is
         exploratory: stored and shown, never the claim's verdict. Tables, figures and notes are presentation."""
-        from harness import decide as D
-
         key = (self.case.claim_id, self.case.variant)
         if self.vary != "all":  # sources-of-variance runs are stored and shown; they never decide the claim
             for runs in arms.values():

@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from harness.profiles import UsageError
+from harness.profiles import PROFILES, UsageError
 
 POSTS = {
     "fastai": "Image Classification with fastai (2019-01-29)",
@@ -255,7 +255,6 @@ class Case:
 
     def __post_init__(self) -> None:
         get_claim(self.claim_id)
-        from harness.profiles import PROFILES
 
         missing = set(PROFILES) - set(self.budgets)
         if missing:

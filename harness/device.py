@@ -99,48 +99,6 @@ def active_precision() -> Precision:
     return _ACTIVE.get()
 
 
-def measure_cpu_bf16_speedup(steps: int = 6, rounds: int = 3) -> float:
-    """Training images/s of bf16 autocast + channels_last over fp32 on this CPU (a quarter-width part 6
-    ConvNet, Adam, batch 100): above 1 where the processor runs bf16 natively, below where it emulates it.
-
-    The two are timed in alternating rounds and each keeps its fastest round, so a moment of other load on
-    the machine (which only ever slows a round down) does not decide the session's precision; a single
-    4-step timing read 1.24x once where the same CPU measures 2.4x."""
-    import time
-
-    from fixtures.models import make_convnet4
-
-    def setup(bf16: bool):
-        g = torch.Generator().manual_seed(0)
-        model = make_convnet4(width=0.25)
-        x = torch.randn(100, 1, 28, 28, generator=g)
-        y = torch.randint(0, 10, (100,), generator=g)
-        if bf16:
-            model = model.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
-        return model, torch.optim.Adam(model.parameters()), x, y, bf16
-
-    def step(state) -> None:
-        model, opt, x, y, bf16 = state
-        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
-            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    states = {mode: setup(mode) for mode in (True, False)}
-    best = {True: float("inf"), False: float("inf")}
-    for state in states.values():  # warm-up: first calls pick kernels and allocate
-        step(state), step(state)
-    for _ in range(rounds):
-        for mode, state in states.items():
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                step(state)
-            best[mode] = min(best[mode], time.perf_counter() - t0)
-    return best[False] / best[True]
-
-
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # instructions that run bf16 natively (elsewhere it is emulated)
 
 

@@ -29,14 +29,18 @@ from __future__ import annotations
 
 import collections.abc
 import concurrent.futures as cf
+import importlib.util
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
+
+from harness.profiles import UsageError
 
 EXECUTORS = ("inline", "local", "submitit")
 EXECUTOR_ENV = "CLAIMBENCH_EXECUTOR"
@@ -68,8 +72,6 @@ class RemoteContext(SimpleNamespace):
     """What a run's function may use of its claim context in another process (no pytest state)."""
 
     def announce(self, message: str) -> None:
-        import sys
-
         print(f"[{self.case}] {message}", file=sys.stderr)
 
     def run(self, *a, **k):
@@ -281,8 +283,6 @@ def make_executor(kind: str | None, *, device_type: str, workers: int | None, ca
                   cluster: str | None = None, partition: str | None = None, gpus_per_node: int | None = None,
                   timeout_min: int | None = None):
     """The executor named by ``--executor`` (or $CLAIMBENCH_EXECUTOR); a bad name is a UsageError."""
-    from harness.profiles import UsageError
-
     kind = (kind or os.environ.get(EXECUTOR_ENV) or "inline").strip().lower()
     if kind not in EXECUTORS:
         raise UsageError(f"unknown executor {kind!r}; valid executors: {', '.join(EXECUTORS)}")
@@ -293,8 +293,6 @@ def make_executor(kind: str | None, *, device_type: str, workers: int | None, ca
     if kind == "local":
         gpus = visible_gpus() if device_type == "cuda" else []
         return Local(workers=workers or 2, gpus=gpus[:workers] if workers else gpus)
-    import importlib.util
-
     if importlib.util.find_spec("submitit") is None:
         raise UsageError("--executor submitit needs the submitit package: pip install submitit "
                          "(or pip install 'claimbench[cluster]')")

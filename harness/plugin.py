@@ -2,21 +2,9 @@
 summary and the report at the end. The claim API itself (``ClaimBench``, ``ClaimContext``) is
 ``harness.claim``.
 
-Loaded by the repository's ``conftest.py``. Options (group "claimbench"), each with an environment
-fallback so tox and CI can set them:
-
-    --profile {smoke,cpu,full}   CLAIMBENCH_PROFILE   (default cpu)
-    --seeds N | a,b,c | lo-hi    CLAIMBENCH_SEEDS     (default: each claim's budget)
-    --device auto|cpu|cuda|cuda:N CLAIMBENCH_DEVICE   (default auto)
-    --data-dir DIR               CLAIMBENCH_DATA_DIR
-    --allow-download             CLAIMBENCH_ALLOW_DOWNLOAD=1
-    --weights FILE               CLAIMBENCH_WEIGHTS   (ImageNet ResNet-34 state dict for the fastai claims)
-    --cache-dir DIR              CLAIMBENCH_CACHE_DIR (rendered datasets; default .cache/ in the repository)
-    --folder NAME=DIR            CLAIMBENCH_FOLDER_<NAME> (an image folder instead of <data-dir>/NAME)
-    --report-dir DIR             CLAIMBENCH_REPORT_DIR (default results/: the user's own, untracked)
-    --publish                    write into the published reports/ (maintainers, from a clean clone)
-    --fresh                      re-run even when the store holds a finished run with the same config
-    --claims id1,id2             run only these claim ids (unknown ids are a usage error)
+Loaded by the repository's ``conftest.py``. Its options (group "claimbench") are listed by
+``pytest --help`` and, with the environment variable each falls back to, in ``docs/guide.md``
+(``tests/test_options.py`` checks that the two agree).
 """
 from __future__ import annotations
 

@@ -21,17 +21,15 @@ class Profile:
     name: str
     description: str
     gives_verdicts: bool
-    default_seeds: int  # used when a claim's budget does not set its own seed count
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", "seconds per claim; checks the machinery, never a verdict", False, 1),
-    "cpu": Profile("cpu", "scaled-down analogues that decide qualitative claims on 2 CPU cores", True, 4),
-    "full": Profile("full", "the posts' own scale, meant for one GPU", True, 5),
+    "smoke": Profile("smoke", "seconds per claim; checks the machinery, never a verdict", False),
+    "cpu": Profile("cpu", "scaled-down analogues that decide qualitative claims on 2 CPU cores", True),
+    "full": Profile("full", "the posts' own scale, meant for one GPU", True),
 }
 DEFAULT_PROFILE = "cpu"
 PROFILE_ENV = "CLAIMBENCH_PROFILE"
-SEEDS_ENV = "CLAIMBENCH_SEEDS"
 
 
 def get_profile(name: str | None) -> Profile:

@@ -70,6 +70,10 @@ class Ref:
     color: str = "gray"
     role: str = ""  # one of ROLES; "" (records stored before roles) is read from the label
 
+    def __post_init__(self) -> None:
+        if self.role and self.role not in ROLES:
+            raise ValueError(f"reference line {self.label!r}: role {self.role!r} is not one of {', '.join(ROLES)}")
+
     @property
     def kind(self) -> str:
         if self.role:
@@ -369,6 +373,44 @@ def accuracy_bands(runs_by_arm: dict[str, list[dict]], x: str = "step", percent:
 
 
 BANDS = "lines: the mean over seeds; shaded: the lowest to the highest seed at each point"
+
+
+def epoch_history(run: dict) -> list[dict]:
+    """A fastai-style run's history over all its stages, each entry with its 1-based epoch."""
+    if run.get("history") and "epoch" in run["history"][0]:
+        return run["history"]
+    return [dict(h, epoch=i + 1) for i, h in enumerate(h for st in run.get("stages", []) for h in st["history"])]
+
+
+def accuracy_curves(title: str, runs_by_arm: dict[str, list[dict]], *, x: str = "epoch",
+                    ylabel: str = "validation accuracy", percent: bool = False, bands: bool = True,
+                    refs: Sequence[Ref] = (), note: str = "") -> Lines:
+    """Accuracy per evaluation point (``x``: "epoch" over all stages, or "step"): each arm's mean over seeds,
+    with the seeds' range as a band unless ``bands`` is off (many arms: their bands hide each other). Diverged
+    runs are left out and counted in the caption, after ``note``."""
+    ok = {arm: [dict(r, history=epoch_history(r)) if x == "epoch" else r for r in runs if r.get("diverged") is None]
+          for arm, runs in runs_by_arm.items()}
+    left_out = sum(len(runs) - len(ok[arm]) for arm, runs in runs_by_arm.items())
+    series = accuracy_bands(ok, x=x, percent=percent)
+    if not bands:
+        series = [Series(s.label, s.x, s.y) for s in series]
+    caption = "; ".join(c for c in (note, "" if bands else "lines: the mean over seeds of each arm (no bands)",
+                                    f"{left_out} diverged run(s) left out" if left_out else "") if c)
+    return Lines(title=title, xlabel=x, ylabel=ylabel, series=series, refs=list(refs), caption=caption)
+
+
+def epoch_table(run: dict, dataset: str, posts_error: Sequence[float] = (), what: str = "per epoch in the posts' "
+                "format") -> Table:
+    """One seed's per-epoch numbers in the posts' format (all stages in order), with the posts' error_rate beside
+    ours where the posts printed one (a scaled-down run has fewer epochs: then the columns are not aligned in
+    time); the title names the dataset, our network and the posts' (``beside_posts_title``)."""
+    rows = [[h["epoch"], f"{h['train_loss']:.6f}", f"{h.get('valid_loss', float('nan')):.6f}",
+             f"{h['error_rate']:.6f}" if "error_rate" in h else "—",
+             f"{posts_error[i]:.6f}" if i < len(posts_error) else "—"] for i, h in enumerate(epoch_history(run))]
+    title = (beside_posts_title(dataset, run, what) if posts_error else
+             f"{dataset}: per epoch, seed {run['seed']}, {network_of(run.get('config') or {})}")
+    return Table(title=title, columns=["epoch", "train_loss", "valid_loss", "error_rate", "posts' error_rate"],
+                 rows=rows)
 
 
 def network_of(config: dict) -> str:

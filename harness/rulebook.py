@@ -29,6 +29,7 @@ import json
 import math
 from dataclasses import dataclass
 
+from harness.claims import CATALOGUE
 from harness.rules import ALPHA, MIN_SEEDS, AllOf, AtLeast, AtMost, Equal, Greater, InBand, M, NotDecided, Rule
 from harness.version import DECISION_VERSION
 
@@ -402,8 +403,6 @@ def register_rule(claim_id: str, variant: str, decisions: dict[str, Decision], h
     """Register the rule of a claim added from outside the package (``harness.claims.register_claim``), per
     profile, before its first run; a control states its hypothesis. Replacing a registered rule is refused:
     a rule changed after data is a revision, kept in ``HISTORY`` with the date and the reason."""
-    from harness.claims import CATALOGUE
-
     if claim_id not in CATALOGUE:
         raise KeyError(f"{claim_id!r} is not in the catalogue; register_claim() it first")
     unknown = set(decisions) - {"cpu", "full"}
@@ -419,8 +418,6 @@ def register_rule(claim_id: str, variant: str, decisions: dict[str, Decision], h
 
 def seed_group(claim_id: str) -> str:
     """The group of claims that share runs, and so their confirmatory seeds."""
-    from harness.claims import CATALOGUE
-
     family = CATALOGUE[claim_id].family
     return SEED_GROUPS.get(family, family)
 

@@ -2,6 +2,7 @@
 of seed-to-seed variance (``--vary`` runs); with the markdown table helper every page uses."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Iterable
 
@@ -119,8 +120,6 @@ def wall_seconds(run: dict) -> float:
     if run.get("wall_s"):
         return float(run["wall_s"])
     try:
-        import datetime as dt
-
         start, end = dt.datetime.fromisoformat(run["started_at"]), dt.datetime.fromisoformat(run["finished_at"])
         return (end - start).total_seconds()
     except (KeyError, TypeError, ValueError):

@@ -21,9 +21,6 @@ import numpy as np
 from harness.decide import arms_of, frame, rule_for, run_index
 from harness.verdict import NOT_RUN
 
-CONTROL_ROLE = "precision-control"
-
-
 def env_label(env: dict) -> str:
     """A short, readable name for an environment (the hash is the identity; this is for people)."""
     if not env:

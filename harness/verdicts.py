@@ -93,16 +93,6 @@ def pending_row(claim: Claim, profile: str) -> dict:
             "device_name": "-", "recorded_at": "", "primary": True, "decided_by": "-"}
 
 
-def revised_text(rec: dict) -> str:
-    """'revised after data' where the rulebook's history holds an earlier rule, with what confirms the current."""
-    if not rec.get("earlier"):
-        return ""
-    n = sum(len(ids) for ids in (rec.get("arms") or {}).values())
-    if rec.get("unconfirmed") or not n:
-        return "; rule revised after data, not yet confirmed"
-    return f"; rule revised after data, confirmed on {n} runs drawn after the revision"
-
-
 def claim_rows(rows: dict[tuple[str, str], dict], profile: str, claims: list[Claim]) -> list[dict]:
     """One row per catalogue claim: the primary variants combined; each variant's numbers shown."""
     out = []
