@@ -12,12 +12,14 @@
 """
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -27,7 +29,7 @@ from harness.claims import Case
 from harness.profiles import Budget, Scale
 from harness.seeding import seed_all
 from harness.train import TrainConfig, train
-from harness.claim import ClaimBench
+from harness.claim import ClaimBench, ClaimContext, run_case
 from harness.records import Bars, Table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +65,6 @@ POSTS_MODIFIED_WEIGHTS = 16_062_144  # the sum of the posts' own rows
 TF_CHECKPOINT_BYTES = 192_813_440
 
 SAME = Budget(seeds=1)
-TABLE_CASES = [Case("ltfn8_vgg_param_tables", {"smoke": SAME, "cpu": SAME, "full": SAME}, variant=v)
-               for v in ("vgg16", "modified_vgg")]
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,6 @@ CKPT_BUDGETS = {
                   "on data)", settings=CheckpointScale(width=1.0, batch=8)),
     "full": Budget(seeds=3, deviation="", settings=CheckpointScale(width=1.0, batch=100)),
 }
-CKPT_CASES = [Case("ltfn9_checkpoint_184mb", CKPT_BUDGETS),
-              Case("ltfn9_checkpoint_restore_roundtrip", CKPT_BUDGETS)]
 ADAM_STEPS = 3
 
 
@@ -109,35 +107,34 @@ def _compare_table(name: str, posts: list, ours: list[dict]) -> tuple[list[list]
     return rows, errata, bad_w, bad_s
 
 
-@pytest.mark.parametrize("case", TABLE_CASES, ids=str)
-def test_param_tables(case: Case, claimbench: ClaimBench) -> None:
-    ctx = claimbench.start(case)
+def _vgg16() -> torch.nn.Module:
+    with torch.device("meta"):
+        return make_vgg16()
 
+
+def _modified_vgg_notes() -> list[str]:
+    w3, b3 = count_weights(make_modified_vgg(in_channels=3).to("meta"))
+    return [f"The posts' rows sum to {POSTS_MODIFIED_WEIGHTS:,}, which is the 3-channel (CIFAR) "
+            f"network's count ({w3:,} weights, {w3 + b3:,} with biases), not the 1-channel one.",
+            "The text mentions dropping the last pool and three 512-convs but not that one of the two "
+            "FC-4096 layers is gone too; the code and the table have one."]
+
+
+def _param_table(ctx: ClaimContext, *, name: str, posts, shape_in: tuple, build: Callable[[], torch.nn.Module],
+                 notes: Callable[[], list[str]] = list, **_) -> None:
+    """One of the posts' parameter tables beside the network built from the posts' code (on the meta device)."""
     def measure() -> dict:
-        if case.variant == "vgg16":
-            posts, shape_in = VGG16_POSTS, (3, 224, 224)
-            with torch.device("meta"):
-                model = make_vgg16()
-        else:
-            posts, shape_in = MODIFIED_POSTS, (1, 28, 28)
-            model = make_modified_vgg(in_channels=1).to("meta")
+        model = build()
         weights, biases = count_weights(model)
-        rows, errata, bad_w, bad_s = _compare_table(case.variant, posts, layer_table(model, shape_in))
+        rows, errata, bad_w, bad_s = _compare_table(name, posts, layer_table(model, shape_in))
         return {"rows": rows, "errata": errata, "weights": weights, "biases": biases,
                 "metrics": {"weight_rows_differing": bad_w, "shape_rows_differing": bad_s, "built_weights": weights}}
 
     run = ctx.run("table", 0, measure)
-    extra = []
-    if case.variant == "modified_vgg":
-        w3, b3 = count_weights(make_modified_vgg(in_channels=3).to("meta"))
-        extra = [f"The posts' rows sum to {POSTS_MODIFIED_WEIGHTS:,}, which is the 3-channel (CIFAR) "
-                 f"network's count ({w3:,} weights, {w3 + b3:,} with biases), not the 1-channel one.",
-                 "The text mentions dropping the last pool and three 512-convs but not that one of the two "
-                 "FC-4096 layers is gone too; the code and the table have one."]
     matching = [str(r[0]) for r in run["rows"] if r[-1] == "yes"]
     ctx.decide(
         {"table": [run]},
-        tables=[Table(title=f"{case.variant}: the posts' table vs the built network ({len(matching)} of "
+        tables=[Table(title=f"{name}: the posts' table vs the built network ({len(matching)} of "
                           f"{len(run['rows'])} rows match: {', '.join(matching)})", columns=["#", "layer",
                                                                                              "posts' weights",
                                                                                              "our weights",
@@ -146,7 +143,7 @@ def test_param_tables(case: Case, claimbench: ClaimBench) -> None:
                                                                                              rows=run["rows"]),
                 Table(title="the posts' errata (rows that differ from the built network)", columns=["erratum"],
                       rows=[[e] for e in run["errata"]] or [["none"]])],
-        notes=extra)
+        notes=notes())
 
 
 def _save_checkpoint(width: float, batch: int, seed: int, folder: Path) -> dict:
@@ -218,11 +215,10 @@ def _restore(folder: Path, width: float) -> dict:
     return out
 
 
-@pytest.mark.parametrize("case", CKPT_CASES, ids=str)
-def test_checkpoint(case: Case, claimbench: ClaimBench) -> None:
-    ctx = claimbench.start(case)
+def _checkpoint_runs(ctx: ClaimContext, restore: bool) -> list[dict]:
+    """Per seed: a checkpoint saved after Adam steps, measured; with ``restore``, also restored in a fresh
+    process, with and without the model's class."""
     width, batch = ctx.budget.settings.width, ctx.budget.settings.batch
-    roundtrip = case.claim_id.endswith("roundtrip")
 
     def measure(seed: int) -> dict:
         with tempfile.TemporaryDirectory(prefix="claimbench-ckpt-") as tmp:
@@ -230,16 +226,21 @@ def test_checkpoint(case: Case, claimbench: ClaimBench) -> None:
             metrics = {"size_mib": res["bytes"] / MIB, "bytes": res["bytes"],
                        "overhead_bytes": res["bytes"] - 3 * 4 * res["n_params"],
                        "moments_per_param": res["n_moments"] / res["n_params"]}
-            if roundtrip:
+            if restore:
                 res.update(_restore(Path(tmp), width))
                 metrics.update(restored_max_abs_diff=res["restored_max_abs_diff"],
                                exported_max_abs_diff=res["exported_max_abs_diff"])
             return {"measure": res, "metrics": metrics}
 
-    runs = [ctx.run("checkpoint", s, lambda s=s: measure(s)) for s in ctx.seeds]
-    if roundtrip:
-        ctx.decide({"checkpoint": runs})
-        return
+    return [ctx.run("checkpoint", s, lambda s=s: measure(s)) for s in ctx.seeds]
+
+
+def _checkpoint_roundtrip(ctx: ClaimContext, **_) -> None:
+    ctx.decide({"checkpoint": _checkpoint_runs(ctx, restore=True)})
+
+
+def _checkpoint_size(ctx: ClaimContext, **_) -> None:
+    runs = _checkpoint_runs(ctx, restore=False)
     m = runs[0]["measure"]
     size = m["bytes"]
     params_b = 4 * m["n_params"]
@@ -271,3 +272,19 @@ def test_checkpoint(case: Case, claimbench: ClaimBench) -> None:
         figures=[bars],
         notes=["Only about a third of the checkpoint is parameters; the rest is Adam's two moment tensors per "
                "parameter, which TF's Saver also stored. A plain-SGD checkpoint would be about a third of the size."])
+
+
+TABLE_CASES = [Case("ltfn8_vgg_param_tables", {"smoke": SAME, "cpu": SAME, "full": SAME}, variant="vgg16",
+                    run=functools.partial(_param_table, name="vgg16", posts=VGG16_POSTS, shape_in=(3, 224, 224),
+                                          build=_vgg16)),
+               Case("ltfn8_vgg_param_tables", {"smoke": SAME, "cpu": SAME, "full": SAME}, variant="modified_vgg",
+                    run=functools.partial(_param_table, name="modified_vgg", posts=MODIFIED_POSTS, shape_in=(1, 28, 28),
+                                          build=lambda: make_modified_vgg(in_channels=1).to("meta"),
+                                          notes=_modified_vgg_notes))]
+CKPT_CASES = [Case("ltfn9_checkpoint_184mb", CKPT_BUDGETS, run=_checkpoint_size),
+              Case("ltfn9_checkpoint_restore_roundtrip", CKPT_BUDGETS, run=_checkpoint_roundtrip)]
+
+
+@pytest.mark.parametrize("case", TABLE_CASES + CKPT_CASES, ids=str)
+def test_claim(case: Case, claimbench: ClaimBench) -> None:
+    run_case(case, claimbench)
