@@ -53,8 +53,8 @@ def test_a_family_from_outside_is_collected_decided_stored_and_rendered(tmp_path
 
 def test_family_modules_do_not_branch_on_a_claim_id_or_a_profile_name():
     """A claim's differences live in its Case (its function and arguments) and its rule, not in branches."""
-    pattern = re.compile(r"(\bcid\b|claim_id)\s*(==|!=|\bin\b|\bnot in\b)|\.profile\s*(==|!=|\bin\b)|"
-                         r"profile\.name\s*(==|!=|\bin\b)")
+    pattern = re.compile(r"(\bcid\b|claim_id|\.variant)\s*(==|!=|\bin\b|\bnot in\b)|\.profile\s*(==|!=|\bin\b)|"
+                         r"profile\.name\s*(==|!=|\bin\b)|claim_id\.(endswith|startswith)\(")
     hits = [f"{p.name}:{i}: {line.strip()}" for p in sorted((ROOT / "benchmarks").glob("test_*.py"))
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not hits, hits
