@@ -14,6 +14,7 @@ from fixtures.activations import activation_report, he_variance_ratio, layer_out
 from fixtures.models import init_convnet4, make_convnet4
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness.device import prepare_model
+from harness.memo import session_cached
 from harness.claim import ClaimContext
 from harness.profiles import Budget, Scale
 from harness.seeding import seed_all
@@ -59,16 +60,12 @@ def budgets(seeds: dict[str, int]) -> dict[str, Budget]:
     return {p: Budget(seeds=seeds[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
 
 
-_TENSORS: dict = {}
-
-
 def tensors(data, device, test_n):
     """The TF split as float tensors in [0, 1] on the device: (train, test subset, fixed probe batch)."""
-    key = (data.name, str(device), test_n)
-    if key not in _TENSORS:
+    def make():
         test = data.tensors("test", device, test_n)
-        _TENSORS[key] = (data.tensors("train", device), test, test[0][:100])
-    return _TENSORS[key]
+        return data.tensors("train", device), test, test[0][:100]
+    return session_cached(("convnet", data.name, str(device), test_n), make)
 
 
 def _clean_report(rep: dict) -> dict:

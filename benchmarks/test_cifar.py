@@ -22,6 +22,7 @@ from benchmarks.vgg import SCALE, SEEDS, adam, curves, effect_table, strip, trai
 from fixtures.models import make_modified_vgg
 from harness.claims import Case
 from harness.device import prepare_model
+from harness.memo import session_cached
 from harness.claim import ClaimBench, ClaimContext, run_case
 from harness.profiles import Budget
 from harness.seeding import seed_all
@@ -36,22 +37,19 @@ DEVIATION = {
     "full": "",
 }
 BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
-_TENSORS: dict = {}
 
 
 def _cifar_tensors(data, device, n_train):
     """Posts' order, raw 0..255 floats, NCHW on the device, plus the mean image of the training images."""
-    key = ("cifar", str(device), n_train)
-    if key not in _TENSORS:
+    def t(x, y):
+        return (torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).float().to(device),
+                torch.from_numpy(y.astype(np.int64)).to(device))
+
+    def make():
         d = data.posts_order()
-
-        def t(x, y):
-            return (torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).float().to(device),
-                    torch.from_numpy(y.astype(np.int64)).to(device))
-
         mean = torch.from_numpy(d.mean_image().transpose(2, 0, 1).copy()).float().to(device)
-        _TENSORS[key] = (t(d.x_train[:n_train], d.y_train[:n_train]), t(d.x_test, d.y_test), mean)
-    return _TENSORS[key]
+        return t(d.x_train[:n_train], d.y_train[:n_train]), t(d.x_test, d.y_test), mean
+    return session_cached(("cifar", str(device), n_train), make)
 
 
 def cifar_runs(ctx: ClaimContext, data, arm, seeds):

@@ -31,6 +31,7 @@ from fixtures.folders import fetch_posts_folder, load_image_folder
 from harness import stats
 from harness.claims import Case
 from harness.device import prepare_model
+from harness.memo import session_cached
 from harness.profiles import Budget, Scale
 from harness.seeding import seed_all, source_seed
 from harness.claim import ClaimBench, ClaimContext, run_case
@@ -74,15 +75,14 @@ POSTS_ERROR = {  # the posts' error_rate per epoch: 5 frozen epochs, then 15 unf
     "kittencat": [.378788, .136364, .136364, .151515, .136364] + [.121, .121, .136, .136, .136, .121, .121, .106,
                                                                    .091, .091, .076, .076, .076, .076, .076],
 }
-_FOLDERS: dict = {}
 
 
 def folder(claimbench, ctx, name: str):
     """The folder dataset from --folder NAME=DIR, else <data-dir>/NAME; else the claim is not run (data)."""
-    key = name
-    if key not in _FOLDERS:
-        user = claimbench.folders.get(name)
-        root = user or (claimbench.data_dir / name if claimbench.data_dir else None)
+    user = claimbench.folders.get(name)
+    root = user or (claimbench.data_dir / name if claimbench.data_dir else None)
+
+    def load():
         try:
             if root is None:
                 raise DataUnavailable(f"the {name} images", [], f"give --data-dir / CLAIMBENCH_DATA_DIR (holding "
@@ -93,10 +93,10 @@ def folder(claimbench, ctx, name: str):
                                           "CLAIMBENCH_OFFLINE=1); put the posts' images there or give --folder")
                 ctx.announce(f"fetching the posts' {name} images into {root}")
                 fetch_posts_folder(name, claimbench.data_dir)
-            _FOLDERS[key] = load_image_folder(root)
+            return load_image_folder(root)
         except (DataUnavailable, DataCorrupt) as e:
-            _FOLDERS[key] = e
-    got = _FOLDERS[key]
+            return e
+    got = session_cached(("folder", name, str(root)), load)
     if isinstance(got, DataCorrupt):
         ctx.not_run("data", f"damaged: {got}", user_error=True)
     if isinstance(got, Exception):

@@ -18,6 +18,7 @@ from benchmarks.vgg import SCALE, SEEDS, adam, curves, effect_table, strip, trai
 from fixtures.models import init_convnet4, make_convnet4, make_modified_vgg
 from harness.claims import Case
 from harness.device import prepare_model
+from harness.memo import session_cached
 from harness.claim import ClaimBench, ClaimContext
 from harness.profiles import Budget
 from harness.seeding import seed_all
@@ -31,14 +32,11 @@ DEVIATION = {
 }
 BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
 CASES = [Case("ltfn8_mnist_vgg_979_vs_973", BUDGETS)]
-_TENSORS: dict = {}
 
 
 def _mnist_tensors(data, device):
-    key = ("mnist", str(device))
-    if key not in _TENSORS:
-        _TENSORS[key] = (data.tensors("train", device), data.tensors("test", device))
-    return _TENSORS[key]
+    return session_cached(("vgg-mnist", data.name, str(device)),
+                          lambda: (data.tensors("train", device), data.tensors("test", device)))
 
 
 def mnist_runs(ctx: ClaimContext, data, arm, seeds):

@@ -19,7 +19,7 @@ from typing import NoReturn
 import pytest
 import torch
 
-from harness import progress
+from harness import memo, progress
 from harness import report as report_mod
 from harness.claim import PUBLISHED, ROOT, USER_RESULTS, ClaimBench
 from harness.claims import CATALOGUE, Case, is_data_claim, is_slow_claim, parse_claim_ids
@@ -399,6 +399,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     progress.set_sink(None)
+    memo.clear()  # the next session in this process loads its own data
     active = config.stash.get(ACTIVE_KEY, None)
     if active is not None:
         active.close()

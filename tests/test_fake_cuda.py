@@ -84,6 +84,7 @@ def test_convnet_claim_runner_on_the_device(stacked):
     training) completes on the device and gives finite metrics; it used to crash in the probe. Stacked: the
     seeds of the arm trained together (what --stack auto does on CUDA), each finished on its own."""
     from benchmarks import convnet
+    from harness import memo
     from benchmarks.convnet import SCALE
     from harness.profiles import Budget
 
@@ -105,7 +106,7 @@ def test_convnet_claim_runner_on_the_device(stacked):
         with fake_cuda():
             outs = convnet.trained_seeds(ctx, Data(), "he_xavier", 1e-3, "adam", [0, 1])
     finally:
-        convnet._TENSORS.clear()
+        memo.clear()  # the pretend-CUDA tensors must not reach another test
     assert [o["execution"]["mode"] for o in outs] == ["stacked" if stacked else "run-by-run"] * 2
     out = outs[1]
     m = out["metrics"]
