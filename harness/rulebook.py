@@ -237,6 +237,11 @@ TRANSFER_SCRATCH = AllOf(*(AtMost(M(arm, f"acc_stage{st}", "%"), level, name=f"{
                            for st, level in zip((1, 2), levels)))
 
 
+FINETUNE_GAIN = Greater(M("kittencat", "acc_stage2", "%"), M("kittencat", "acc_stage1", "%"), paired=True,
+                        claimed=0.06, name="fine-tuning gain")
+NEAR_CHANCE_6 = 2 / 6  # "near chance" with 6 classes: at most twice chance (16.7%); the posts saw 25-27%
+
+
 def _transfer_full() -> dict[str, Rule]:
     return {
         "paintings_resnet34_95pct": AtLeast(M("paintings", "acc_stage1", "%"), 0.90),
@@ -246,8 +251,9 @@ def _transfer_full() -> dict[str, Rule]:
             AtLeast(M("kittencat", "lr_falling_share"), 0.6, name="share of LR-finder steps falling over 1e-5..1e-3"),
             InBand(M("kittencat", "lr_argmin_log10"), math.log10(3e-4), math.log10(5e-3),
                    name="log10 of the LR-finder minimum")),
-        "kittencat_finetune_92pct": Greater(M("kittencat", "acc_stage2", "%"), M("kittencat", "acc_stage1", "%"),
-                                            paired=True, claimed=0.06, name="fine-tuning gain"),
+        "kittencat_finetune_92pct": AllOf(FINETUNE_GAIN, InBand(M("kittencat", "acc_stage2", "%"), 0.87, 0.97,
+                                                                name="accuracy after fine-tuning about the posts' "
+                                                                     "92.4%")),
     }
 
 
@@ -255,8 +261,11 @@ def _counting_full() -> dict[str, Rule]:
     return {
         "counting_1to5_baseline_86pct": AtLeast(M("part1_small", "acc_stage1", "%"), 0.85),
         "counting_1to5_finetune_99pct": AtLeast(M("part1_small", "acc", "%"), 0.99),
-        "counting_45to50_near_chance": AllOf(AtMost(M("part1_large", "acc_stage1", "%"), 0.50),
-                                             AtMost(M("part1_large", "best_acc_last_stage", "%"), 0.50, stat="each")),
+        "counting_45to50_near_chance": AllOf(
+            AtMost(M("part1_large", "acc_stage1", "%"), NEAR_CHANCE_6,
+                   name="accuracy after the first stage at most twice chance (posts: 25.2%)"),
+            AtMost(M("part1_large", "best_acc_last_stage", "%"), NEAR_CHANCE_6, stat="each",
+                   name="every seed's best accuracy while fine-tuning at most twice chance (posts: 27%)")),
         "counting_45to49_sensible_transforms_100pct": AtLeast(M("part2", "perfect"), 0.5,
                                                               name="share of seeds with final error <= 0.001"),
         "counting_various_sizes_100pct": AtLeast(M("part2_various", "perfect"), 0.5,
@@ -293,6 +302,34 @@ RULES: dict[tuple[str, str], dict[str, Decision]] = {
        rule in _transfer_full().items()},
     ("transfer_from_scratch", ""): _same(TRANSFER_SCRATCH, "half-width ResNet-10 from random weights at 112 px"),
 }
+
+
+
+@dataclass(frozen=True)
+class PreData:
+    """A rule changed at a profile where no run of the claim existed yet: not a revision after data (nothing
+    could have steered it), shown on the page beside the current rule. ``tests/test_decision.py`` checks the
+    store holds no run at that profile, so the mark cannot hide a change made after data."""
+
+    profile: str
+    rule: Rule
+    changed: str  # date
+    reason: str
+
+
+_ISSUE20 = "2026-12-01"
+PRE_DATA: dict[tuple[str, str], list[PreData]] = {
+    ("kittencat_finetune_92pct", ""): [PreData(
+        "full", FINETUNE_GAIN, _ISSUE20,
+        "the claim names a level (61/66 = 92.4% after fine-tuning), and a gain alone held at any level; the level "
+        "is now decided too, inside [87%, 97%]")],
+    ("counting_45to50_near_chance", ""): [PreData(
+        "full", AllOf(AtMost(M("part1_large", "acc_stage1", "%"), 0.50),
+                      AtMost(M("part1_large", "best_acc_last_stage", "%"), 0.50, stat="each")), _ISSUE20,
+        "'near chance' was tested as at most 50%, three times chance with 6 classes; now at most twice chance "
+        "(33.3%), which the posts' 25-27% satisfy")],
+}
+
 
 # Controls state their hypothesis in one sentence; "reproduced" means it held.
 HYPOTHESES = {

@@ -123,3 +123,17 @@ def test_moving_a_definition_between_decision_modules_keeps_the_digest(tmp_path)
     assert version.code_digest(tmp_path) != same  # so does code from outside the decision modules
     (tmp_path / "rules.py").write_text(rules.replace("if NOT_REPRODUCED in decided:", "if NOT_RUN in decided:"))
     assert version.code_digest(tmp_path) != same
+
+
+def test_a_rule_marked_changed_before_data_had_no_runs_at_that_profile():
+    """PRE_DATA says a rule changed before any run at its profile; the published store must agree (no run and
+    no verdict there), otherwise the change is a revision after data and belongs in HISTORY."""
+    records = Store(Path(__file__).resolve().parent.parent / "reports" / "store").records()
+    assert rulebook.PRE_DATA
+    for (cid, var), changes in rulebook.PRE_DATA.items():
+        for e in changes:
+            now = rulebook.decision(cid, var, e.profile)
+            assert now is not None and now.rule != e.rule, (cid, e.profile)
+            at_profile = [r for r in records if r.get("profile") == e.profile
+                          and (r.get("kind") == "run" or r.get("claim_id") == cid)]
+            assert not at_profile, f"{cid}: {len(at_profile)} record(s) at {e.profile}: a revision after data"
