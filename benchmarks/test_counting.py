@@ -184,7 +184,7 @@ def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dic
         tr, va = R.random_split(len(labels), seed)
         regress = spec["head"] == "regress"
         targets = torch.from_numpy(n_circles.astype(np.float32)) if regress else labels
-        bank, targets = bank.to(dev), targets.to(dev)
+        bank, targets = bank.normalized(s.arch).to(dev), targets.to(dev)
         tr_idx, va_idx = torch.from_numpy(tr).to(dev), torch.from_numpy(va).to(dev)
         model = FA.create_cnn(s.arch, 1 if regress else len(spec["counts"]), width=s.width,
                              pretrained_state=pretrained_state)

@@ -129,7 +129,7 @@ def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state
             augment_gen = torch.Generator().manual_seed(1_000_003 + source_seed("augment", seed, vary))
             split_seed = source_seed("split", seed, vary)
         dev = ctx.device
-        bank = FA.ImageBank.from_arrays(data.images, s.size).to(dev)
+        bank = FA.ImageBank.from_arrays(data.images, s.size).normalized(s.arch).to(dev)
         labels = torch.from_numpy(data.labels.astype(np.int64)).to(dev)
         tr_np, va_np = R.random_split(len(data), split_seed)
         tr, va = torch.from_numpy(tr_np).to(dev), torch.from_numpy(va_np).to(dev)

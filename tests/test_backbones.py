@@ -63,3 +63,35 @@ def test_fastai_recipe_builds_groups_and_freezes_a_lite0_body():
         FA.create_cnn("efficientnet_lite0", 2, width=0.5)
     with pytest.raises(ValueError, match="unknown backbone"):
         B.get_backbone("vgg11")
+
+
+def test_a_lite0_run_goes_through_the_posts_sequence_with_its_own_normalisation():
+    """The code path the ImageNet analogues will take, end to end on real photographs: the posts' kittencat
+    images normalised as Lite0's weights expect (0.5, 0.5; ImageNet's for a ResNet), a frozen stage that
+    leaves the body's convolutions as the ImageNet file has them, the LR finder, an unfrozen stage that moves
+    them."""
+    import numpy as np
+
+    from harness import recipe as R
+
+    images = [np.asarray(im.resize((96, 72))) for im in _kittencat(8)]
+    labels = torch.tensor([0] * 8 + [1] * 8)
+    bank = FA.ImageBank.from_arrays(images, 64)
+    assert bank.stats == (FA.IMAGENET_MEAN, FA.IMAGENET_STD) == bank.normalized("resnet34").stats
+    bank = bank.normalized("efficientnet_lite0")
+    white = FA.ImageBank(torch.full((1, 3, 64, 64), 255, dtype=torch.uint8), torch.tensor([[64, 64]]), 64)
+    assert torch.allclose(FA.Pipeline(white.normalized("efficientnet_lite0"))(torch.tensor([0])), torch.tensor(1.0))
+    state = B.lite0_state()
+    model = FA.create_cnn("efficientnet_lite0", 2, pretrained_state=state)
+    conv = next(m for m in model[0].modules() if isinstance(m, torch.nn.Conv2d))
+    before = conv.weight.detach().clone()
+    assert torch.equal(before, state["conv_stem.weight"])
+    gen = torch.Generator().manual_seed(0)
+    tr, va = torch.arange(0, 16, 2), torch.arange(1, 16, 2)
+    out = R.fit_stages(model, bank, tr, va, labels, [("as_created", 1, slice(3e-3))], train_kind="default",
+                       generator=gen, bs=4, label="lite0 frozen")
+    assert torch.equal(conv.weight, before) and out["diverged"] is None
+    out = R.fit_stages(model, bank, tr, va, labels, [("unfrozen", 1, slice(1e-4))], train_kind="default",
+                       generator=gen, bs=4, lr_find_before=0, lr_find_it=12, label="lite0 unfrozen")
+    assert not torch.equal(conv.weight, before) and out["lr_find"]["lr"] and out["diverged"] is None
+    assert 0.0 <= R.stage_accuracy(out, 0) <= 1.0
