@@ -414,8 +414,9 @@ def epoch_table(run: dict, dataset: str, posts_error: Sequence[float] = (), what
 
 
 def network_of(config: dict) -> str:
-    """A run's network in words, from its config: e.g. "ResNet-10 at 1/4 width, from scratch, 96 px"."""
-    arch = str(config.get("arch", "?")).replace("resnet", "ResNet-")
+    """A run's network in words, from its config: e.g. "ResNet-10 at 1/4 width, from scratch, 96 px" or
+    "EfficientNet-Lite0, ImageNet-pretrained, 96 px"."""
+    arch = str(config.get("arch", "?")).replace("resnet", "ResNet-").replace("efficientnet_lite", "EfficientNet-Lite")
     width = config.get("width", 1.0)
     w = "" if width in (1, 1.0, None) else f" at {width:g} width"
     how = "ImageNet-pretrained" if config.get("pretrained") else "from scratch"

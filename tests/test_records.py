@@ -89,3 +89,11 @@ def test_a_table_beside_the_posts_says_dataset_network_source_and_whether_compar
     posts_net = {"seed": 3, "config": {"arch": "resnet34", "width": 1.0, "pretrained": True, "size": 224}}
     title = beside_posts_title("paintings", posts_net, "per epoch")
     assert "ResNet-34, ImageNet-pretrained, 224 px" in title and "the same network as the posts" in title
+
+
+def test_a_runs_network_is_named_in_words():
+    from harness.records import network_of
+
+    assert network_of({"arch": "resnet10", "width": 0.25, "size": 96}) == "ResNet-10 at 0.25 width, from scratch, 96 px"
+    assert (network_of({"arch": "efficientnet_lite0", "width": 1.0, "pretrained": True, "size": 96})
+            == "EfficientNet-Lite0, ImageNet-pretrained, 96 px")
