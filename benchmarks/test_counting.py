@@ -32,6 +32,7 @@ the network (a ResNet-10 at quarter width), the data and the epochs; this is dec
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -69,7 +70,7 @@ def _posts_claim(ctx: ClaimContext, *, weights, name: str, lr_plot: tuple[str, l
     ctx.require_decided()  # the cpu profile's rule does not decide these (ResNet-34 at 224 px needs a GPU)
     s = ctx.budget.settings
     spec = recipe(name, s)
-    per_seed = cost_estimate(spec, dict(s, arch='resnet34', width=1.0), ctx.bench.device_name)
+    per_seed = cost_estimate(spec, dataclasses.replace(s, arch="resnet34", width=1.0), ctx.bench.device_name)
     ctx.announce(f"estimated cost per seed: {per_seed}; {len(ctx.seeds)} seeds")
     runs = [counting_run(ctx, spec, sd, state) for sd in ctx.seeds]
     figs = [circle_views(ctx, spec, ctx.seeds[0]),
