@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.fastai import USER_WEIGHTS_LABEL
-from fixtures.fastai import WeightsUnavailable, resnet34_imagenet_state
+from fixtures.backbones import USER_WEIGHTS_LABEL, WeightsUnavailable, resnet34_imagenet_state
 from fixtures.data import (CIFARData, DataCorrupt, DataUnavailable, MNISTData, load_cifar10, load_fashion_mnist,
                            load_mnist)
 

@@ -28,6 +28,8 @@ OPTIMIZERS = {
     "momentum": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
     "adam": lambda p, lr: torch.optim.Adam(p, lr=lr, betas=(0.9, 0.999), eps=1e-8),  # TF defaults
 }
+
+
 @dataclass(frozen=True)
 class ConvNetScale(Scale):
     """The MNIST ConvNet families' knobs (parts 6-7)."""

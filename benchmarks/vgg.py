@@ -10,10 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from benchmarks.convnet import OPTIMIZERS
 from harness import stats
 from harness.train import TrainConfig
 from harness.records import Lines, Strip, Table, accuracy_curves
 from harness.profiles import Scale
+
 
 @dataclass(frozen=True)
 class VggScale(Scale):
@@ -49,8 +51,8 @@ def train_config(s: VggScale, steps: int) -> TrainConfig:
 
 
 def adam(params) -> torch.optim.Optimizer:
-    """The scripts' optimiser: Adam at 1e-3 with TensorFlow's defaults."""
-    return torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    """The scripts' optimiser: the ConvNet families' Adam (TensorFlow's defaults) at 1e-3."""
+    return OPTIMIZERS["adam"](params, 1e-3)
 
 
 def strip(title, groups, refs) -> Strip:

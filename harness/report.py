@@ -31,7 +31,6 @@ from harness.sections import seed_text, wall_seconds, md_table, precision_contro
 from harness.verdicts import (ANALOGUE_LABELS, PROFILE_ORDER, UNCONFIRMED, is_analogue, parts_text,
                               verdict_label, claim_rows, collect)
 from harness.rulebook import HYPOTHESES, PRE_DATA, decision, stochastic_rows
-from harness.rules import ALPHA
 from harness.store import STORE_FILE, Store, StoreCorruptError
 from harness.summary import shorten, export_files, export_rows, headline, learned, outcome, publishable
 from harness.verdict import LABELS, NOT_RUN
@@ -244,10 +243,10 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                             if cost:
                                 out.append(f"- {cost}")
                 for e in PRE_DATA.get((claim.id, rec.get("variant", "")), []):
-                    now = decision(claim.id, rec.get("variant", ""), e.profile)
+                    now = decision(claim.id, rec.get("variant", ""), e.profile)  # registered (tests/test_decision)
                     out.append(f"- rule at the {e.profile} profile changed on {e.changed}, before any run there (so "
-                               f"not a revision after data): it was {e.rule.render(now.alpha if now else ALPHA)}; "
-                               f"{e.reason}" + (f"; now: {now.render()}" if now and e.profile != profile else ""))
+                               f"not a revision after data): it was {e.rule.render(now.alpha)}; {e.reason}"
+                               + (f"; now: {now.render()}" if e.profile != profile else ""))
                 out.append(f"- ours: {rec.get('ours', '-')}")
                 if parts_text(rec):
                     out.append(f"- parts: {parts_text(rec)}")

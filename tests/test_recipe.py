@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures import fastai as fastai_fx
+from fixtures import backbones as B
 from harness import recipe as R
 from fixtures import fastai as FA
 from fixtures.circles import counting_dataset, crop_label_noise, place_circles_batch, sizes_for
@@ -68,32 +68,31 @@ def test_weights_file_roundtrip_and_errors(tmp_path, monkeypatch):
     path = tmp_path / "r34.pth"
     torch.save(ref.state_dict(), path)
     # a randomly initialised ResNet-34 is not the ImageNet weights: refused, unless asked for and labelled
-    with pytest.raises(FA.WeightsUnavailable, match="not torchvision's ImageNet weights.*--user-weights"):
-        FA.resnet34_imagenet_state(path, allow_download=False)
-    state, origin = FA.resnet34_imagenet_state(path, allow_download=False, allow_user_weights=True)
-    assert origin == fastai_fx.USER_WEIGHTS_LABEL
+    with pytest.raises(B.WeightsUnavailable, match="not torchvision's ImageNet weights.*--user-weights"):
+        B.resnet34_imagenet_state(path, allow_download=False)
+    state, origin = B.resnet34_imagenet_state(path, allow_download=False, allow_user_weights=True)
+    assert origin == B.USER_WEIGHTS_LABEL
     model = FA.create_cnn("resnet34", 2, pretrained_state=state)
     assert torch.equal(model[0].layer4[2].conv2.weight, ref.layer4[2].conv2.weight)
     assert not model[0].conv1.weight.requires_grad and model[1][8].weight.requires_grad  # created frozen
     # the published checksum decides: a file whose sha256 has the published prefix is the ImageNet one
-    from fixtures import backbones
     from fixtures.data import sha256_file
 
-    monkeypatch.setattr(backbones, "IMAGENET_SHA256_PREFIX", sha256_file(path)[:8])
-    assert FA.resnet34_imagenet_state(path, allow_download=False)[1].startswith("ImageNet ResNet-34")
+    monkeypatch.setattr(B, "IMAGENET_SHA256_PREFIX", sha256_file(path)[:8])
+    assert B.resnet34_imagenet_state(path, allow_download=False)[1].startswith("ImageNet ResNet-34")
     monkeypatch.undo()
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(FA.WeightsUnavailable, match="could not be read as a state dict") as e:
-        FA.resnet34_imagenet_state(tmp_path / "bad.pth", allow_download=False)
+    with pytest.raises(B.WeightsUnavailable, match="could not be read as a state dict") as e:
+        B.resnet34_imagenet_state(tmp_path / "bad.pth", allow_download=False)
     assert "weights_only=False" not in str(e.value)  # never relays torch's advice to unpickle anything
     torch.save({"x": torch.zeros(1)}, tmp_path / "other.pth")
-    with pytest.raises(FA.WeightsUnavailable, match="not a ResNet-34"):
-        FA.resnet34_imagenet_state(tmp_path / "other.pth", allow_download=False)
-    with pytest.raises(FA.WeightsUnavailable, match="does not exist"):
-        FA.resnet34_imagenet_state(tmp_path / "missing.pth", allow_download=False)
+    with pytest.raises(B.WeightsUnavailable, match="not a ResNet-34"):
+        B.resnet34_imagenet_state(tmp_path / "other.pth", allow_download=False)
+    with pytest.raises(B.WeightsUnavailable, match="does not exist"):
+        B.resnet34_imagenet_state(tmp_path / "missing.pth", allow_download=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(FA.WeightsUnavailable, match="downloading is off"):
-        FA.resnet34_imagenet_state(None, allow_download=False)
+    with pytest.raises(B.WeightsUnavailable, match="downloading is off"):
+        B.resnet34_imagenet_state(None, allow_download=False)
 
     def offline(*a, **k):
         raise urllib.error.URLError("no network")
@@ -101,13 +100,13 @@ def test_weights_file_roundtrip_and_errors(tmp_path, monkeypatch):
     import torchvision.models._api as tv_api  # where torchvision's weights download goes through
 
     monkeypatch.setattr(tv_api, "load_state_dict_from_url", offline)  # offline, even on a connected machine
-    with pytest.raises(FA.WeightsUnavailable, match="failed: URLError"):
-        FA.resnet34_imagenet_state(None, allow_download=True)
+    with pytest.raises(B.WeightsUnavailable, match="failed: URLError"):
+        B.resnet34_imagenet_state(None, allow_download=True)
     cached = tmp_path / "hub" / "checkpoints" / "resnet34-b627a593.pth"
     cached.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ref.state_dict(), cached)  # not the real file: its checksum gives it away, naming the file
-    with pytest.raises(FA.WeightsUnavailable, match=r"resnet34-b627a593.pth are damaged .*delete the file"):
-        FA.resnet34_imagenet_state(None, allow_download=False)
+    with pytest.raises(B.WeightsUnavailable, match=r"resnet34-b627a593.pth are damaged .*delete the file"):
+        B.resnet34_imagenet_state(None, allow_download=False)
 
 
 def _bank(n=6, size=32):
@@ -208,7 +207,7 @@ def test_random_crop_label_noise_matches_the_geometry():
 def test_a_weights_file_that_is_not_a_state_dict_is_refused_in_one_line(tmp_path, content):
     import torch
 
-    from fixtures.fastai import WeightsUnavailable, resnet34_imagenet_state
+    from fixtures.backbones import WeightsUnavailable, resnet34_imagenet_state
 
     path = tmp_path / "weights.pth"
     if content == "text":
