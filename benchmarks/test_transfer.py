@@ -3,13 +3,18 @@ section A, A1-A5): impressionist vs modernist paintings (200 images) and cats vs
 
 Each seed is one random 80/20 split (the posts' validation sets are 40 and 66 images, so a single split
 decides nothing) and one run of the posts' sequence with the recipe of ``harness.recipe``:
-``fit_one_cycle(5)`` at the default slice(3e-3) on the frozen ImageNet ResNet-34, then unfreeze, the LR
+``fit_one_cycle(5)`` at the default slice(3e-3) on the frozen ImageNet backbone, then unfreeze, the LR
 finder, and ``fit_one_cycle(15, slice(1e-4))``. Every run's accuracy carries its Clopper-Pearson
 interval; the claims are decided on the mean over splits with its CI.
 
-Without ImageNet weights the five posts' claims are "not run (weights)"; ``transfer_from_scratch`` runs the
-same sequence from random weights (nothing frozen, as fastai does then) and decides whether the posts'
-levels need the pretraining. The cpu profile uses a half-width ResNet-10 at 112 px (declared).
+The backbone follows the profile (``PRETRAINED``): the full profile runs the posts' ImageNet ResNet-34 at
+224 px (torchvision's weights; without them the five claims are "not run (weights)"); the cpu profile runs
+the declared analogue, ImageNet EfficientNet-Lite0 (``fixtures.backbones``, weights from the package index,
+so it decides offline) at a smaller size, under the cpu analogue rules of ``harness.rulebook``.
+Two controls: ``transfer_imagenet_vs_random`` runs the same backbone and sequence from random weights
+(nothing frozen, as fastai does then) and asks what the ImageNet weights buy on each dataset;
+``transfer_from_scratch`` runs a ResNet-10 from scratch (half width at 112 px at the cpu profile) against the
+posts' pretrained levels.
 
     pytest benchmarks/test_transfer.py --profile cpu --data-dir ../shared/datasets
 """
@@ -26,6 +31,7 @@ import torch
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness import recipe as R
 from fixtures import fastai as FA
+from fixtures.backbones import BACKBONES, BackboneUnavailable
 from fixtures.data import DataCorrupt, DataUnavailable
 from fixtures.folders import fetch_posts_folder, load_image_folder
 from harness import stats
@@ -42,7 +48,7 @@ LR_WINDOW = metric_def("lr_falling_share", "window")  # where the LR finder's fa
 class TransferScale(Scale):
     """The transfer family's knobs."""
 
-    arch: str  # the network fastai's recipe builds ("resnet34" with ImageNet weights)
+    arch: str  # the network fastai's recipe builds (a backbone of ``fixtures.backbones`` when pretrained)
     width: float
     size: int  # image side in px
     bs: int
@@ -63,6 +69,20 @@ DEVIATION = {
 }
 SEEDS = {"smoke": 1, "cpu": 5, "full": 10}
 BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
+# The posts' claims and the random-weights control: an ImageNet backbone in the posts' sequence and epochs.
+PRETRAINED = {
+    "smoke": TransferScale(arch="efficientnet_lite0", width=1.0, size=32, bs=16, ep1=1, ep2=1, lr_find_it=12),
+    "cpu": TransferScale(arch="efficientnet_lite0", width=1.0, size=64, bs=64, ep1=5, ep2=15, lr_find_it=100),
+    "full": SCALE["full"],
+}
+PRETRAINED_DEVIATION = {
+    "smoke": "toy sizes (32 px, 1 epoch per stage), ImageNet EfficientNet-Lite0",
+    "cpu": "ImageNet EfficientNet-Lite0 instead of ResNet-34 (weights from the package index), at 64 px instead "
+           "of 224; the posts' sequence, epochs, batch size and learning rates",
+    "full": "",
+}
+PRETRAINED_BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=PRETRAINED_DEVIATION[p], settings=PRETRAINED[p])
+                      for p in PRETRAINED}
 DATASET_OF = {"paintings_resnet34_95pct": "paintings", "paintings_finetune_100pct": "paintings",
               "kittencat_resnet34_86pct": "kittencat", "kittencat_lr_finder_sweet_spot": "kittencat",
               "kittencat_finetune_92pct": "kittencat"}
@@ -104,16 +124,17 @@ def folder(claimbench, ctx, name: str):
     return got
 
 
-def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state: dict | None) -> dict:
+def transfer_run(ctx: ClaimContext, data, name: str, seed: int, pretrained_state: dict | None,
+                 weights_origin: str = "") -> dict:
+    """One split seed's run of the posts' sequence on the budget's network: its backbone with the ImageNet
+    ``pretrained_state`` (from ``weights_origin``), or from random weights when that is None."""
     s = ctx.budget.settings
-    if pretrained_state is not None:
-        s = dataclasses.replace(s, arch="resnet34", width=1.0)
     cfg = {"dataset": name, "n_images": len(data), "classes": data.classes, "pretrained": pretrained_state is not None,
            "metrics": 2,
            **s.as_dict(),
            "sequence": "fit_one_cycle(ep1, slice(3e-3)); unfreeze; lr_find; fit_one_cycle(ep2, slice(1e-4))"}
     if pretrained_state is not None:  # runs on other weights never resume as the ImageNet ones
-        cfg["weights"] = ctx.label or "ImageNet IMAGENET1K_V1"
+        cfg["weights"] = ctx.label or weights_origin
     cfg["metric_defs"] = {"lr_falling_share": METRIC_DEFS["lr_falling_share"]}
     vary = ctx.vary
     if vary != "all":  # a sources-of-variance run: its own config, never resumed as (or deciding) the claim
@@ -193,13 +214,31 @@ def _sweet_spots(runs) -> list[dict]:
                          *LR_WINDOW) for r in runs if r.get("lr_find")]
 
 
+def imagenet_weights(ctx: ClaimContext, weights) -> tuple[dict, str]:
+    """The ImageNet state dict of the budget's backbone and where it came from: the posts' ResNet-34 through
+    ``weights`` (--weights, torch hub's cache, a download), any other backbone from its entry in
+    ``fixtures.backbones`` (checked by its checksum); else the claim is not run (weights), saying why."""
+    arch = ctx.budget.settings.arch
+    if arch == "resnet34":
+        state = weights.require(ctx)
+        return state, "ImageNet IMAGENET1K_V1"
+    if weights.bench.weights_file:
+        ctx.announce(f"--weights is the posts' ResNet-34 (the full profile's backbone); this profile's is {arch}, "
+                     "so the file is not used here")
+    try:
+        return BACKBONES[arch].weights(), BACKBONES[arch].source
+    except BackboneUnavailable as e:
+        ctx.not_run("weights", f"ImageNet {arch} weights unavailable: {e}")
+
+
 def _posts_claim(ctx: ClaimContext, *, claimbench: ClaimBench, weights, name: str, lr_figure: bool = False,
                  notes: tuple[str, ...] = ()) -> None:
-    """One of the posts' five claims: ImageNet ResNet-34 in fastai's recipe on its folder dataset ``name``."""
+    """One of the posts' five claims: an ImageNet backbone in fastai's recipe on its folder dataset ``name``
+    (the posts' ResNet-34 at the full profile, the declared analogue's at cpu)."""
     data = folder(claimbench, ctx, name)
-    state = weights.require(ctx)
-    ctx.require_decided()  # the cpu profile's rule does not decide these (ResNet-34 at 224 px needs a GPU)
-    runs = [transfer_run(ctx, data, name, sd, state) for sd in ctx.seeds]
+    state, origin = imagenet_weights(ctx, weights)
+    ctx.require_decided()
+    runs = [transfer_run(ctx, data, name, sd, state, origin) for sd in ctx.seeds]
     figs = [_folder_samples(data, name), accuracy_curves(CURVES_TITLE.format(name), {name: runs})]
     figs += [_lr_fig(name, runs)] if lr_figure else []
     ctx.decide({name: runs}, tables=[_runs_table(runs), epoch_table(runs[0], name, POSTS_ERROR[name], TABLE_WHAT)],
@@ -230,11 +269,34 @@ def _from_scratch(ctx: ClaimContext, *, claimbench: ClaimBench, **_) -> None:
     ctx.decide(arms, tables=tables, figures=[f for f in figs if f], notes=notes)
 
 
+def _imagenet_vs_random(ctx: ClaimContext, *, claimbench: ClaimBench, weights, **_) -> None:
+    """The control only pretrained weights make possible: the posts' claims' runs (shared: same configs)
+    beside the same backbone and sequence from random weights, paired by split seed."""
+    state, origin = imagenet_weights(ctx, weights)
+    tables, figs, arms, notes = [], [], {}, []
+    for name in ("paintings", "kittencat"):
+        data = folder(claimbench, ctx, name)
+        pre = [transfer_run(ctx, data, name, sd, state, origin) for sd in ctx.seeds]
+        rnd = [transfer_run(ctx, data, name, sd, None) for sd in ctx.seeds]
+        arms[name], arms[f"{name}-random"] = pre, rnd
+        for what, runs in (("ImageNet weights", pre), ("random weights", rnd)):
+            per_split = _runs_table(runs)
+            tables.append(dataclasses.replace(per_split, title=f"{name}, {what}: {per_split.title}"))
+        figs.append(accuracy_curves(CURVES_TITLE.format(name), {f"{name} (ImageNet)": pre,
+                                                                 f"{name} (random)": rnd}))
+        bought = [R.stage_accuracy(p, 1) - R.stage_accuracy(r, 1) for p, r in zip(pre, rnd)]
+        notes.append(f"{name}: what the ImageNet weights buy after stage 2, per split: "
+                     + ", ".join(f"{100 * b:+.1f}" for b in bought) + " pts")
+    ctx.decide(arms, tables=tables, figures=[f for f in figs if f], notes=notes)
+
+
 NOTES = {"kittencat_finetune_92pct": ("On one split the posts' 61/66 vs 57/66 is not significant (Fisher p ~ 0.4); "
                                       "the rule pairs the two stages of each split (the same run).",)}
-CASES = [Case(c, BUDGETS, run=functools.partial(_posts_claim, name=name, lr_figure=c in LR_FIGURE,
-                                                notes=NOTES.get(c, ())))
-         for c, name in DATASET_OF.items()] + [Case("transfer_from_scratch", BUDGETS, run=_from_scratch)]
+CASES = [Case(c, PRETRAINED_BUDGETS, run=functools.partial(_posts_claim, name=name, lr_figure=c in LR_FIGURE,
+                                                           notes=NOTES.get(c, ())))
+         for c, name in DATASET_OF.items()] + [
+    Case("transfer_imagenet_vs_random", PRETRAINED_BUDGETS, run=_imagenet_vs_random),
+    Case("transfer_from_scratch", BUDGETS, run=_from_scratch)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

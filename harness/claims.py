@@ -97,6 +97,9 @@ CATALOGUE: dict[str, Claim] = {c.id: c for c in [
     _C("kittencat_finetune_92pct", "transfer", "fastai",
        "Fine-tuning the unfrozen net for 15 epochs lifts cats vs kittens to about 92%.",
        "92% (61/66)", "validation accuracy", "A5"),
+    _C("transfer_imagenet_vs_random", "transfer", "control",
+       "What the posts' ImageNet weights buy: the same backbone and sequence from random weights does worse on "
+       "both datasets after both stages.", "(none; posts ran pretrained only)", "validation accuracy", "A"),
     _C("transfer_from_scratch", "transfer", "control",
        "The posts' paintings and cats-vs-kittens accuracies need the ImageNet weights: the same runs from "
        "scratch fall short.", "(none; posts ran pretrained only)", "validation accuracy",

@@ -137,3 +137,20 @@ def test_a_rule_marked_changed_before_data_had_no_runs_at_that_profile():
             at_profile = [r for r in records if r.get("profile") == e.profile
                           and (r.get("kind") == "run" or r.get("claim_id") == cid)]
             assert not at_profile, f"{cid}: {len(at_profile)} record(s) at {e.profile}: a revision after data"
+
+
+def test_the_transfer_claims_are_decided_at_cpu_by_declared_lite0_analogues():
+    """Issue 20: no transfer claim waits for ResNet-34's weights at cpu. Each has an analogue rule naming the
+    backbone that decides it, and the family's cpu budget builds that backbone from its ImageNet weights."""
+    import importlib
+
+    transfer = importlib.import_module("benchmarks.test_transfer")
+    for cid in transfer.DATASET_OF:
+        d = rulebook.decision(cid, "", "cpu")
+        assert not isinstance(d.rule, R.NotDecided) and "EfficientNet-Lite0 instead of ResNet-34" in d.analogue, cid
+        assert rulebook.decision(cid, "", "full").analogue == ""  # the posts' rule where the posts' network runs
+    assert transfer.PRETRAINED["cpu"].arch == "efficientnet_lite0" and transfer.PRETRAINED["full"].arch == "resnet34"
+    assert "EfficientNet-Lite0 instead of ResNet-34" in transfer.PRETRAINED_DEVIATION["cpu"]
+    control = rulebook.decision("transfer_imagenet_vs_random", "", "cpu").rule
+    arms = {arm for leaf in control.leaves() for arm in leaf.b.arm_tuple}
+    assert arms == {"paintings-random", "kittencat-random"} and "transfer_imagenet_vs_random" in rulebook.HYPOTHESES
