@@ -193,8 +193,9 @@ def _full_cost(family: str) -> str:
     if fam is None or not fam.full_pflop:
         return ""
     minutes = fam.full_pflop * 1e15 / (peak_of("H200") * UTILISATION) / 60
-    return (f"the family's full profile on one GPU: {fam.full_pflop:.1f} PFLOP of training, about {minutes:.0f} "
-            f"min on an H200 at {UTILISATION:.0%} of its dense peak ({fam.full_plan[2]}; `python -m "
+    took = f"about {minutes:.0f} min" if minutes >= 1 else f"under a minute ({60 * minutes:.0f} s)"
+    return (f"the family's full profile on one GPU: {fam.full_pflop:.1f} PFLOP of training, {took} of compute "
+            f"on an H200 at {UTILISATION:.0%} of its dense peak ({fam.full_plan[2]}; `python -m "
             "harness.estimate`)")
 
 
