@@ -27,6 +27,7 @@ from harness.rulebook import decision
 from harness.rules import NotDecided
 from harness.store import Store, git_info, now_utc
 from harness.verdict import LABELS, NOT_RUN, NOT_RUN_REASONS, VERDICTS
+from harness.verdicts import outcome_label
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = ROOT / "reports"  # the published report: written only with --publish
@@ -95,7 +96,7 @@ class ClaimBench:
         done = len(self.session_verdicts)
         elapsed = time.perf_counter() - self.started
         name = rec["claim_id"] + (f"-{rec['variant']}" if rec.get("variant") else "")
-        outcome = LABELS[rec["verdict"]] + (" (exploratory)" if rec.get("exploratory") else "")
+        outcome = outcome_label(rec) + (" (exploratory)" if rec.get("exploratory") else "")
         left = ""
         if self.training_claims:
             per = (elapsed - self.idle_s) / self.training_claims
@@ -348,7 +349,7 @@ class ClaimContext:
         self.bench.store.append(rec)
         self.bench.session_verdicts.append(rec)
         self.bench.claim_done(rec)
-        label = f"{self.case}: {LABELS[verdict]}" + (f" [{self.label}]" if self.label else "")
+        label = f"{self.case}: {outcome_label(rec)}" + (f" [{self.label}]" if self.label else "")
         if verdict == NOT_RUN:
             if rec.get("user_error"):
                 pytest.fail(f"{label} ({rec['not_run_reason']}): {rec['reason']}", pytrace=False)

@@ -30,6 +30,7 @@ from harness.profiles import UsageError, get_profile, parse_seeds
 from harness.seeding import VARY
 from harness.store import Store, StoreCorruptError
 from harness.verdict import LABELS, NOT_RUN
+from harness.verdicts import outcome_label
 
 STATE_KEY = pytest.StashKey["ClaimBench"]()
 ACTIVE_KEY = pytest.StashKey["contextlib.ExitStack"]()  # keeps the session's precision active
@@ -339,9 +340,10 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     if (s is None or report.nodeid not in s.lined or report.failed or report.when != "call"
             or config.get_verbosity() > 0):
         return None
+    # no letter, but the word pytest's short summary (-rs, -rx) prints before each line, as its own
     if hasattr(report, "wasxfail"):  # an inconclusive claim: pytest counts (and summarises) it as xfailed
-        return ("xfailed" if report.skipped else "xpassed"), "", ""
-    return ("skipped" if report.skipped else "passed"), "", ""
+        return ("xfailed", "", "XFAIL") if report.skipped else ("xpassed", "", "XPASS")
+    return ("skipped", "", "SKIPPED") if report.skipped else ("passed", "", "PASSED")
 
 
 @pytest.fixture(scope="session")
@@ -358,7 +360,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     width = max(len(f"{r['claim_id']}-{r['variant']}") for r in s.session_verdicts)
     for r in s.session_verdicts:
         name = f"{r['claim_id']}-{r['variant']}" if r["variant"] else r["claim_id"]
-        label = LABELS[r["verdict"]] + (f" ({r['not_run_reason']})" if r["verdict"] == NOT_RUN else "")
+        label = outcome_label(r) + (f" ({r['not_run_reason']})" if r["verdict"] == NOT_RUN else "")
         if r.get("exploratory"):
             label = f"exploratory ({label})"
         tr.write_line(f"{name:<{width}}  {label:<22} ours: {r['ours']}   posts: {r['posts_value']}")

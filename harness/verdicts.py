@@ -25,6 +25,12 @@ def is_analogue(rec: dict) -> bool:
     return bool(d is not None and d.analogue)
 
 
+def outcome_label(rec: dict) -> str:
+    """A verdict record's outcome in words: an analogue's as the analogue's ("analogue failed"), never as a
+    verdict on the posts' number; the posts' rule's as "reproduced" / "not reproduced" / ..."""
+    return (ANALOGUE_LABELS if is_analogue(rec) else LABELS)[rec["verdict"]]
+
+
 def verdict_label(rec: dict) -> str:
     if rec.get("unconfirmed"):
         seeds = ", exploratory seeds" if rec.get("exploratory", True) else ""

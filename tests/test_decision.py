@@ -154,3 +154,17 @@ def test_the_transfer_claims_are_decided_at_cpu_by_declared_lite0_analogues():
     control = rulebook.decision("transfer_imagenet_vs_random", "", "cpu").rule
     arms = {arm for leaf in control.leaves() for arm in leaf.b.arm_tuple}
     assert arms == {"paintings-random", "kittencat-random"} and "transfer_imagenet_vs_random" in rulebook.HYPOTHESES
+
+
+def test_an_analogue_outcome_is_worded_as_the_analogues_in_the_terminal():
+    """The terminal lines (summary, per-claim progress, the failure message) word a cpu analogue's outcome as
+    the analogue's, never as "not reproduced" beside the posts' number; the posts' rule keeps its words."""
+    from harness.verdict import NOT_REPRODUCED, NOT_RUN, REPRODUCED
+    from harness.verdicts import outcome_label
+
+    rec = {"claim_id": "kittencat_resnet34_86pct", "variant": "", "verdict": NOT_REPRODUCED}
+    assert outcome_label({**rec, "profile": "cpu"}) == "analogue failed"
+    assert outcome_label({**rec, "profile": "full"}) == "not reproduced"
+    assert outcome_label({**rec, "profile": "smoke", "verdict": NOT_RUN}) == "not run"
+    assert outcome_label({**rec, "claim_id": "ltfn9_checkpoint_184mb", "profile": "cpu",
+                          "verdict": REPRODUCED}) == "reproduced"

@@ -55,7 +55,7 @@ def test_claim_ids():
     assert parse_claim_ids("ltfn9_checkpoint_184mb") == ("ltfn9_checkpoint_184mb",)
     with pytest.raises(UsageError, match="Did you mean: ltfn9_checkpoint_184mb"):
         parse_claim_ids("ltfn9_checkpoint_184")
-    assert len(CATALOGUE) == 28
+    assert len(CATALOGUE) == 29
 
 
 def test_case_needs_a_budget_per_profile_and_a_known_id():
@@ -226,7 +226,7 @@ def test_a_weights_file_that_is_not_a_state_dict_is_refused_in_one_line(tmp_path
                 "strings": "is not a ResNet-34 state dict"}
     for kind, path in files.items():
         out = _claim_session(tmp_path, "benchmarks/test_counting.py", "--claims", "counting_1to5_baseline_86pct",
-                             "--data-dir", str(tmp_path / "data"), "--weights", str(path))
+                             "--weights", str(path))
         text = out.stdout + out.stderr
         assert out.returncode == 1 and expected[kind] in text, (kind, text[-3000:])
         assert "Traceback" not in text and "AttributeError" not in text, (kind, text[-3000:])
