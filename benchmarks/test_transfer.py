@@ -225,10 +225,16 @@ def imagenet_weights(ctx: ClaimContext, weights) -> tuple[dict, str]:
     if weights.bench.weights_file:
         ctx.announce(f"--weights is the posts' ResNet-34 (the full profile's backbone); this profile's is {arch}, "
                      "so the file is not used here")
-    try:
-        return BACKBONES[arch].weights(), BACKBONES[arch].source
-    except BackboneUnavailable as e:
-        ctx.not_run("weights", f"ImageNet {arch} weights unavailable: {e}")
+
+    def load():  # the file's checksum and tensors are read once per session, not once per claim
+        try:
+            return BACKBONES[arch].weights()
+        except BackboneUnavailable as e:
+            return e
+    got = session_cached(("imagenet-weights", arch), load)
+    if isinstance(got, BackboneUnavailable):
+        ctx.not_run("weights", f"ImageNet {arch} weights unavailable: {got}")
+    return got, BACKBONES[arch].source
 
 
 def _posts_claim(ctx: ClaimContext, *, claimbench: ClaimBench, weights, name: str, lr_figure: bool = False,

@@ -335,7 +335,7 @@ RULES: dict[tuple[str, str], dict[str, Decision]] = {
     ("counting_part2_ablation", ""): _same(ABLATION, SCRATCH_CPU),
     ("counting_regression_head", ""): _same(REGRESSION, SCRATCH_CPU),
     ("counting_pixel_baseline", ""): _same(PIXEL),
-    **{(cid, ""): {"cpu": _transfer_cpu()[cid], "full": Decision(rule)} for cid, rule in _transfer_full().items()},
+    **{(cid, ""): {"cpu": cpu, "full": Decision(_transfer_full()[cid])} for cid, cpu in _transfer_cpu().items()},
     ("transfer_imagenet_vs_random", ""): _same(IMAGENET_VS_RANDOM, LITE0_ANALOGUE.format("the same comparison")),
     ("transfer_from_scratch", ""): _same(TRANSFER_SCRATCH, "half-width ResNet-10 from random weights at 112 px"),
 }

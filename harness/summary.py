@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from harness.verdict import LABELS, NOT_REPRODUCED, NOT_RUN, REPRODUCED
+from harness.verdicts import ANALOGUE_LABELS
 
 EXPORT_FIELDS = ("claim_id", "variant", "profile", "verdict", "outcome", "decided_by", "identity", "rule_hash",
                  "decision_version", "alpha", "ours", "n", "seeds", "recorded_at")
@@ -66,8 +67,7 @@ def _number(text: str) -> float | None:
 def outcome(rec: dict, analogue: bool) -> str:
     v = rec.get("verdict", NOT_RUN)
     if analogue:
-        return {REPRODUCED: "analogue held", NOT_REPRODUCED: "analogue failed"}.get(v, f"analogue {LABELS[v]}"
-                                                                                    if v != NOT_RUN else LABELS[v])
+        return ANALOGUE_LABELS[v]
     return LABELS.get(v, v)
 
 
