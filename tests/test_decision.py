@@ -168,3 +168,23 @@ def test_an_analogue_outcome_is_worded_as_the_analogues_in_the_terminal():
     assert outcome_label({**rec, "profile": "smoke", "verdict": NOT_RUN}) == "not run"
     assert outcome_label({**rec, "claim_id": "ltfn9_checkpoint_184mb", "profile": "cpu",
                           "verdict": REPRODUCED}) == "reproduced"
+
+
+def test_the_counting_claims_are_decided_at_cpu_by_declared_lite0_analogues():
+    """Issue 20, the counting half: the five posts' counting claims have cpu analogue rules naming the backbone,
+    the family's pretrained cpu budget builds ImageNet EfficientNet-Lite0, and the random-weights control pairs
+    the same recipes (1-5 after both stages, 45-49) with and without the ImageNet weights."""
+    import importlib
+
+    counting = importlib.import_module("benchmarks.counting")
+    claims = importlib.import_module("benchmarks.test_counting")
+    for cid in claims.POSTS_CASES:
+        d = rulebook.decision(cid, "", "cpu")
+        assert not isinstance(d.rule, R.NotDecided) and "EfficientNet-Lite0 instead of ResNet-34" in d.analogue, cid
+        assert rulebook.decision(cid, "", "full").analogue == ""
+    assert counting.PRETRAINED["cpu"].arch == "efficientnet_lite0" and counting.PRETRAINED["full"].arch == "resnet34"
+    assert "EfficientNet-Lite0 instead of ResNet-34" in counting.PRETRAINED_DEVIATION["cpu"]
+    control = rulebook.decision("counting_imagenet_vs_random", "", "cpu").rule
+    arms = {(leaf.a.arm_tuple, leaf.b.arm_tuple) for leaf in control.leaves()}
+    assert arms == {((a,), (f"{a}-random",)) for a in claims.IMAGENET_VS_RANDOM}
+    assert "counting_imagenet_vs_random" in rulebook.HYPOTHESES
