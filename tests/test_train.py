@@ -93,6 +93,23 @@ def test_flop_counter_estimates_match_the_architectures():
     assert "PFLOP" in estimate(21.75e9, 2.3e6, "NVIDIA H200")
 
 
+def test_a_depthwise_convolution_backward_costs_two_forwards():
+    """PyTorch's counter counts a grouped convolution's weight gradient groups-fold (40x Lite0's forward at
+    64 px); the suite's formula counts each gradient as one forward pass, exact for grouped and plain ones."""
+    import torch.nn as nn
+
+    from fixtures.fastai import create_cnn
+    from harness.estimate import train_flops_per_image
+
+    depthwise = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1, groups=64),
+                              nn.Flatten(), nn.Linear(64 * 8 * 8, 2))
+    conv = 2 * 9 * 64 * 64  # multiply-adds x 2 per image of the depthwise layer
+    first = 2 * 27 * 64 * 64  # the first layer's input needs no gradient: forward + weight gradient only
+    linear = 3 * 2 * 64 * 64 * 2
+    assert train_flops_per_image(depthwise, (3, 8, 8)) == 3 * conv + 2 * first + linear
+    assert 0.15e9 < train_flops_per_image(create_cnn("efficientnet_lite0", 5), (3, 64, 64)) < 0.25e9
+
+
 def test_full_profile_estimates_per_family_on_the_detected_device():
     from harness.estimate import family_estimates
 
