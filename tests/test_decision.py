@@ -188,3 +188,29 @@ def test_the_counting_claims_are_decided_at_cpu_by_declared_lite0_analogues():
     arms = {(leaf.a.arm_tuple, leaf.b.arm_tuple) for leaf in control.leaves()}
     assert arms == {((a,), (f"{a}-random",)) for a in claims.IMAGENET_VS_RANDOM}
     assert "counting_imagenet_vs_random" in rulebook.HYPOTHESES
+
+
+def test_every_published_verdict_was_decided_at_the_scale_the_code_runs_today():
+    """A rule's identity does not cover its experiment's scale (images, epochs, network), yet the scale can
+    change an analogue's outcome. So every current published verdict must carry the budget its claim's case
+    has today: a scale changed after publication fails here until the claim is republished (and, for an
+    analogue changed after its data, marked as revised)."""
+    import importlib
+    import json
+
+    from harness.claims import Case
+
+    root = Path(__file__).resolve().parent.parent
+    cases = {}
+    for path in sorted((root / "benchmarks").glob("test_*.py")):
+        module = importlib.import_module(f"benchmarks.{path.stem}")
+        for value in vars(module).values():
+            if isinstance(value, list) and value and all(isinstance(c, Case) for c in value):
+                cases.update({(c.claim_id, c.variant): c for c in value})
+    for store in ("store", "matrix/store"):
+        records = Store(root / "reports" / store).records()
+        for profile in ("cpu", "full"):
+            for (cid, var), rec in D.latest_decided(records, profile).items():
+                today = json.loads(json.dumps(cases[(cid, var)].budgets[profile].as_config()))
+                assert rec.get("budget") == today, (f"{store}: {cid} {var!r} at {profile} was decided on budget "
+                                                    f"{rec.get('budget')}; its case runs {today} today")
