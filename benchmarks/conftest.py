@@ -1,9 +1,14 @@
-"""Session-scoped dataset access for the claim modules: thin wrappers around ``fixtures.data``."""
+"""Session-scoped dataset and weights access for the claim modules: thin wrappers around ``fixtures.data``
+and ``fixtures.backbones``."""
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
-from fixtures.backbones import USER_WEIGHTS_LABEL, WeightsUnavailable, resnet34_imagenet_state
+from fixtures.backbones import (BACKBONES, USER_WEIGHTS_LABEL, BackboneUnavailable, WeightsUnavailable,
+                                resnet34_imagenet_state)
+from harness.memo import session_cached
 from fixtures.data import (CIFARData, DataCorrupt, DataUnavailable, MNISTData, load_cifar10, load_fashion_mnist,
                            load_mnist)
 
@@ -51,7 +56,8 @@ def datasets(claimbench) -> Datasets:
 
 
 class Weights:
-    """ImageNet ResNet-34 weights for the fastai claims, looked up once per session."""
+    """ImageNet weights for the fastai claims (the posts' ResNet-34, or the backbone a profile's analogue
+    names), looked up once per session."""
 
     def __init__(self, claimbench):
         self.bench = claimbench
@@ -76,6 +82,36 @@ class Weights:
         if self.origin == USER_WEIGHTS_LABEL:
             ctx.label = USER_WEIGHTS_LABEL  # every verdict decided on them says so
         return state
+
+    def imagenet(self, ctx) -> tuple[dict, str]:
+        """The ImageNet state dict of the budget's backbone and where it came from: the posts' ResNet-34
+        through :meth:`require` (--weights, torch hub's cache, a download), any other backbone from its entry in
+        ``fixtures.backbones`` (checked by its checksum, read once per session); else the claim is not run
+        (weights), saying why. At the smoke profile a --weights file switches the budget to the posts'
+        ResNet-34, so the full profile's path runs end to end at toy size on the file."""
+        arch = ctx.budget.settings.arch
+        if arch != "resnet34" and self.bench.weights_file:
+            if ctx.profile != "smoke":
+                ctx.announce(f"--weights is the posts' ResNet-34 (the full profile's backbone); this profile's is "
+                             f"{arch}, so the file is not used here")
+            else:
+                ctx.budget = dataclasses.replace(
+                    ctx.budget, settings=dataclasses.replace(ctx.budget.settings, arch="resnet34", width=1.0),
+                    deviation=f"{ctx.budget.deviation}; the posts' ResNet-34 on the --weights file instead of {arch}")
+                ctx.announce(f"--weights given at smoke: the posts' ResNet-34 runs instead of {arch}")
+                arch = "resnet34"
+        if arch == "resnet34":
+            return self.require(ctx), "ImageNet IMAGENET1K_V1"
+
+        def load():
+            try:
+                return BACKBONES[arch].weights()
+            except BackboneUnavailable as e:
+                return e
+        got = session_cached(("imagenet-weights", arch), load)
+        if isinstance(got, BackboneUnavailable):
+            ctx.not_run("weights", f"ImageNet {arch} weights unavailable: {got}")
+        return got, BACKBONES[arch].source
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ fastai's stages, the LR finder where the posts ran it) and the figures of its pa
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +69,28 @@ PERFECT = metric_def("perfect", "max_final_error_rate")  # a run is perfect at o
 SEEDS = {"smoke": 1, "cpu": 5, "full": 5}  # at least 5 seeds per compared arm (docs/statistics.md)
 ABLATION_SEEDS = {"smoke": 1, "cpu": 5, "full": 5}
 BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
+# The posts' five claims and the random-weights control: an ImageNet backbone in the posts' recipes and epochs.
+# At cpu, EfficientNet-Lite0 at 64 px (a 16-pt marker is still 3.5 px across) on fewer images per class; a
+# 50-step LR finder (its plot is shown, no cpu rule reads it).
+PRETRAINED = {
+    "smoke": CountingScale(arch="efficientnet_lite0", width=1.0, size=32, bs=16, per_part1=16, per_part2=24,
+                           ep_frozen=1, ep_tune=1, ep_part2=1, lr_find_it=12, noise_images=60, pixel_images=40,
+                           oor_per_count=4),
+    "cpu": CountingScale(arch="efficientnet_lite0", width=1.0, size=64, bs=64, per_part1=80, per_part2=150,
+                         ep_frozen=3, ep_tune=15, ep_part2=15, lr_find_it=50, noise_images=2000, pixel_images=400,
+                         oor_per_count=50),
+    "full": SCALE["full"],
+}
+PRETRAINED_DEVIATION = {
+    "smoke": "toy sizes (32 px, a few images, 1 epoch), ImageNet EfficientNet-Lite0",
+    "cpu": "ImageNet EfficientNet-Lite0 instead of ResNet-34 (weights from the package index), images with "
+           "shorter side 64 px instead of 224 (same 432x288 rendering); 80 / 150 images per class instead of "
+           "1,000 / 5,000; a 50-step LR finder instead of 100; the posts' stages, epochs, batch size and "
+           "learning rates",
+    "full": "",
+}
+PRETRAINED_BUDGETS = {p: Budget(seeds=SEEDS[p], deviation=PRETRAINED_DEVIATION[p], settings=PRETRAINED[p])
+                      for p in PRETRAINED}
 ABLATION_BUDGETS = {p: Budget(seeds=ABLATION_SEEDS[p], deviation=DEVIATION[p], settings=SCALE[p]) for p in SCALE}
 POSTS_ERROR = {  # the posts' error_rate per epoch (docs/claims.md), all stages of the run in order
     "part1_small": [.346, .165, .136] + [.133, .100, .056, .033, .022, .021, .003, .007, .003, .001, .002, .003,
@@ -131,11 +152,11 @@ def cost_estimate(spec: dict, s: CountingScale, device_name: str) -> str:
     return f"{images:,} training images through {s.arch} at {s.size} px: {cost}"
 
 
-def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dict | None) -> dict:
-    """One stored run of a recipe: stages of fit_one_cycle, the LR finder where the posts ran it."""
+def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dict | None,
+                 weights_origin: str = "ImageNet IMAGENET1K_V1") -> dict:
+    """One stored run of a recipe on the budget's network (its ImageNet ``pretrained_state`` from
+    ``weights_origin``, or random weights): stages of fit_one_cycle, the LR finder where the posts ran it."""
     s = ctx.budget.settings
-    if pretrained_state is not None:  # the ImageNet body is ResNet-34 at full width, whatever the profile
-        s = dataclasses.replace(s, arch="resnet34", width=1.0)
     cfg = {"spec": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()},
            "pretrained": pretrained_state is not None, "arch": s.arch, "width": s.width, "size": s.size,
            "bs": s.bs, "lr_find_it": s.lr_find_it, "recipe": "fastai-v1", "render": RENDER_VERSION}
@@ -143,7 +164,7 @@ def counting_run(ctx: ClaimContext, spec: dict, seed: int, pretrained_state: dic
     cfg["metrics"] = 2
     cfg["metric_defs"] = {"perfect": METRIC_DEFS["perfect"]}
     if pretrained_state is not None:  # runs on other weights never resume as the ImageNet ones
-        cfg["weights"] = ctx.label or "ImageNet IMAGENET1K_V1"
+        cfg["weights"] = ctx.label or weights_origin
 
     def fn():
         gens = seed_all(seed)

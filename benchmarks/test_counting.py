@@ -12,9 +12,16 @@ ran them:
 * Part II (B1, B2): counts 45-49, 5,000 per class, centre crop + dihedral, unfrozen from the start, 15
   epochs at slice(1e-4, 1e-2); B2 with marker areas U(25, 250).
 
-The five posts' claims need ImageNet weights (--weights, torch hub's cache, or --allow-download); without
-them they are "not run (weights)" and the controls run the same schedules from scratch, where fastai
-freezes nothing (it freezes pretrained bodies only), so "frozen" stages train everything there:
+The five posts' claims run an ImageNet backbone in those recipes (``PRETRAINED``): the posts' ResNet-34 at
+the full profile (--weights, torch hub's cache, or --allow-download; without them "not run (weights)"), the
+declared analogue at cpu, ImageNet EfficientNet-Lite0 at 64 px on fewer images (weights from the package
+index, so it decides offline), under the cpu analogue rules of ``harness.rulebook``. The controls:
+
+* ``counting_imagenet_vs_random``: the same backbone and recipes from random weights (1-5 and 45-49), paired
+  by seed (the same rendered images): what the ImageNet weights buy.
+
+The other controls run the posts' schedules from scratch, where fastai freezes nothing (it freezes
+pretrained bodies only), so "frozen" stages train everything there:
 
 * ``counting_from_scratch``: the four recipes above without ImageNet weights.
 * ``counting_part2_ablation``: 45-49, data size (Part I's vs Part II's per-class count) x transforms
@@ -25,14 +32,14 @@ freezes nothing (it freezes pretrained bodies only), so "frozen" stages train ev
 * ``counting_pixel_baseline``: no learning: count = a * ink + b fitted on the training images (ink = blue
   minus red summed over the view), rounded; on every dataset, centre crop and Part I's training view.
 
-The cpu profile shrinks images (shorter side 96 instead of 224, rendered from the same 432x288 geometry),
-the network (a ResNet-10 at quarter width), the data and the epochs; this is declared beside each verdict.
+For the from-scratch controls the cpu profile shrinks images (shorter side 96 instead of 224, rendered from the
+same 432x288 geometry), the network (a ResNet-10 at quarter width), the data and the epochs; every deviation
+is declared beside each verdict.
 
     pytest benchmarks/test_counting.py --profile cpu
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import numpy as np
@@ -49,7 +56,8 @@ from harness.seeding import seed_all
 from harness.claim import ClaimBench, ClaimContext, run_case
 from harness.records import Bars, Ref, Strip, Table, accuracy_curves, chance, epoch_table, lr_finder_figure
 from benchmarks.counting import (ABLATION_BUDGETS, BUDGETS, OUT_OF_RANGE, PART1_LARGE, PART1_SMALL, PART2,
-                                POSTS_ERROR, ablation_arm, circle_views, cost_estimate, counting_run, recipe)
+                                POSTS_ERROR, PRETRAINED_BUDGETS, ablation_arm, circle_views, cost_estimate,
+                                counting_run, recipe)
 
 
 # ------------------------------------------------------------------------------------------ the claims
@@ -64,15 +72,15 @@ def _controls_state(ctx: ClaimContext, weights) -> dict | None:
 
 def _posts_claim(ctx: ClaimContext, *, weights, name: str, lr_plot: tuple[str, list | None] | None = None,
                  notes: tuple[str, ...] = (), instability: bool = False, **_) -> None:
-    """One of the posts' five counting claims: ImageNet ResNet-34 in the posts' recipe ``name``; ``lr_plot`` (title,
-    the posts' range) adds the LR finder's plot, ``instability`` the largest validation error after epoch 1."""
-    state = weights.require(ctx)
-    ctx.require_decided()  # the cpu profile's rule does not decide these (ResNet-34 at 224 px needs a GPU)
+    """One of the posts' five counting claims: an ImageNet backbone in the posts' recipe ``name`` (ResNet-34 at
+    the full profile, the declared analogue's at cpu); ``lr_plot`` (title, the posts' range) adds the LR
+    finder's plot, ``instability`` the largest validation error after epoch 1."""
+    state, origin = weights.imagenet(ctx)
+    ctx.require_decided()
     s = ctx.budget.settings
     spec = recipe(name, s)
-    per_seed = cost_estimate(spec, dataclasses.replace(s, arch="resnet34", width=1.0), ctx.bench.device_name)
-    ctx.announce(f"estimated cost per seed: {per_seed}; {len(ctx.seeds)} seeds")
-    runs = [counting_run(ctx, spec, sd, state) for sd in ctx.seeds]
+    ctx.announce(f"estimated cost per seed: {cost_estimate(spec, s, ctx.bench.device_name)}; {len(ctx.seeds)} seeds")
+    runs = [counting_run(ctx, spec, sd, state, origin) for sd in ctx.seeds]
     figs = [circle_views(ctx, spec, ctx.seeds[0]),
             accuracy_curves("validation accuracy per epoch (all stages)", {name: runs})]
     if lr_plot is not None:
@@ -117,6 +125,39 @@ def _from_scratch(ctx: ClaimContext, **_) -> None:
         notes=["Without ImageNet weights fastai freezes nothing, so the posts' frozen first stage trains the "
                "whole network here (body at a tenth of the head's rate).",
                "45-50 is shown, not decided: the posts' pretrained level there is itself near chance."])
+
+
+IMAGENET_VS_RANDOM = ("part1_small", "part2")  # 1-5 (both stages) and 45-49 (Part II), what the weights buy
+
+
+def _imagenet_vs_random(ctx: ClaimContext, *, weights, **_) -> None:
+    """The control only pretrained weights make possible: the posts' claims' runs (shared: same configs) beside
+    the same backbone and recipes from random weights (nothing frozen, as fastai does then), paired by seed."""
+    state, origin = weights.imagenet(ctx)
+    s = ctx.budget.settings
+    arms, rows, figs = {}, [], []
+    for name in IMAGENET_VS_RANDOM:
+        spec = recipe(name, s)
+        pre = [counting_run(ctx, spec, sd, state, origin) for sd in ctx.seeds]
+        rnd = [counting_run(ctx, spec, sd, None) for sd in ctx.seeds]
+        arms[name], arms[f"{name}-random"] = pre, rnd
+        for st in range(len(spec["stages"])):
+            bought = [R.stage_accuracy(p, st) - R.stage_accuracy(r, st) for p, r in zip(pre, rnd)]
+            rows.append([DATASETS[name], f"stage {st + 1} ({spec['stages'][st][0].replace('_', ' ')}, "
+                         f"{spec['stages'][st][1]} epochs)",
+                         stats.summary([R.stage_accuracy(p, st) for p in pre]).fmt(100, 2, "%"),
+                         stats.summary([R.stage_accuracy(r, st) for r in rnd]).fmt(100, 2, "%"),
+                         ", ".join(f"{100 * b:+.1f}" for b in bought)])
+        figs.append(accuracy_curves(f"{DATASETS[name]}: validation accuracy per epoch, ImageNet vs random weights",
+                                    {f"{name} (ImageNet)": pre, f"{name} (random)": rnd},
+                                    refs=[chance(100 / len(spec["counts"]))]))
+    ctx.decide(arms, tables=[Table(
+        title="ImageNet vs random weights, the same backbone and recipe: validation accuracy, mean [95% CI] over "
+              "seeds, and what the weights buy per seed (points)", columns=["dataset", "after", "ImageNet weights",
+                                                                             "random weights", "bought per seed"],
+        rows=rows)], figures=[f for f in figs if f],
+        notes=["Without ImageNet weights fastai freezes nothing, so the random network's first stage trains "
+               "the whole network (body at a tenth of the head's rate)."])
 
 
 def _ablation(ctx: ClaimContext, *, weights, **_) -> None:
@@ -310,7 +351,8 @@ POSTS_CASES = {  # the posts' claims: which recipe, and what their page adds
     "counting_45to49_sensible_transforms_100pct": dict(name="part2", instability=True),
     "counting_various_sizes_100pct": dict(name="part2_various", instability=True),
 }
-CASES = [Case(c, BUDGETS, run=functools.partial(_posts_claim, **kw)) for c, kw in POSTS_CASES.items()] + [
+CASES = [Case(c, PRETRAINED_BUDGETS, run=functools.partial(_posts_claim, **kw)) for c, kw in POSTS_CASES.items()] + [
+    Case("counting_imagenet_vs_random", PRETRAINED_BUDGETS, run=_imagenet_vs_random),
     Case("counting_from_scratch", BUDGETS, run=_from_scratch),
     Case("counting_part2_ablation", ABLATION_BUDGETS, run=_ablation),
     Case("counting_regression_head", BUDGETS, run=_regression),

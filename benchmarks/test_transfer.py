@@ -31,7 +31,6 @@ import torch
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness import recipe as R
 from fixtures import fastai as FA
-from fixtures.backbones import BACKBONES, BackboneUnavailable
 from fixtures.data import DataCorrupt, DataUnavailable
 from fixtures.folders import fetch_posts_folder, load_image_folder
 from harness import stats
@@ -214,35 +213,12 @@ def _sweet_spots(runs) -> list[dict]:
                          *LR_WINDOW) for r in runs if r.get("lr_find")]
 
 
-def imagenet_weights(ctx: ClaimContext, weights) -> tuple[dict, str]:
-    """The ImageNet state dict of the budget's backbone and where it came from: the posts' ResNet-34 through
-    ``weights`` (--weights, torch hub's cache, a download), any other backbone from its entry in
-    ``fixtures.backbones`` (checked by its checksum); else the claim is not run (weights), saying why."""
-    arch = ctx.budget.settings.arch
-    if arch == "resnet34":
-        state = weights.require(ctx)
-        return state, "ImageNet IMAGENET1K_V1"
-    if weights.bench.weights_file:
-        ctx.announce(f"--weights is the posts' ResNet-34 (the full profile's backbone); this profile's is {arch}, "
-                     "so the file is not used here")
-
-    def load():  # the file's checksum and tensors are read once per session, not once per claim
-        try:
-            return BACKBONES[arch].weights()
-        except BackboneUnavailable as e:
-            return e
-    got = session_cached(("imagenet-weights", arch), load)
-    if isinstance(got, BackboneUnavailable):
-        ctx.not_run("weights", f"ImageNet {arch} weights unavailable: {got}")
-    return got, BACKBONES[arch].source
-
-
 def _posts_claim(ctx: ClaimContext, *, claimbench: ClaimBench, weights, name: str, lr_figure: bool = False,
                  notes: tuple[str, ...] = ()) -> None:
     """One of the posts' five claims: an ImageNet backbone in fastai's recipe on its folder dataset ``name``
     (the posts' ResNet-34 at the full profile, the declared analogue's at cpu)."""
     data = folder(claimbench, ctx, name)
-    state, origin = imagenet_weights(ctx, weights)
+    state, origin = weights.imagenet(ctx)
     ctx.require_decided()
     runs = [transfer_run(ctx, data, name, sd, state, origin) for sd in ctx.seeds]
     figs = [_folder_samples(data, name), accuracy_curves(CURVES_TITLE.format(name), {name: runs})]
@@ -278,7 +254,7 @@ def _from_scratch(ctx: ClaimContext, *, claimbench: ClaimBench, **_) -> None:
 def _imagenet_vs_random(ctx: ClaimContext, *, claimbench: ClaimBench, weights, **_) -> None:
     """The control only pretrained weights make possible: the posts' claims' runs (shared: same configs)
     beside the same backbone and sequence from random weights, paired by split seed."""
-    state, origin = imagenet_weights(ctx, weights)
+    state, origin = weights.imagenet(ctx)
     tables, figs, arms, notes = [], [], {}, []
     for name in ("paintings", "kittencat"):
         data = folder(claimbench, ctx, name)

@@ -126,6 +126,10 @@ CATALOGUE: dict[str, Claim] = {c.id: c for c in [
     _C("counting_part2_ablation", "counting", "control",
        "Factorial over data size, transforms, schedule and class count attributes Part II's jump.",
        "(none)", "validation accuracy", "A8/B1"),
+    _C("counting_imagenet_vs_random", "counting", "control",
+       "What the posts' ImageNet weights buy at counting: the same backbone and recipes from random weights do "
+       "worse on 1-5 after both stages and on 45-49 with Part II's recipe.", "(none; posts ran pretrained only)",
+       "validation accuracy", "A6/A7/B1"),
     _C("counting_from_scratch", "counting", "control",
        "The counting runs without ImageNet weights.", "(none)", "validation accuracy",
        "A"),

@@ -170,6 +170,26 @@ def test_an_analogue_outcome_is_worded_as_the_analogues_in_the_terminal():
                           "verdict": REPRODUCED}) == "reproduced"
 
 
+def test_the_counting_claims_are_decided_at_cpu_by_declared_lite0_analogues():
+    """Issue 20, the counting half: the five posts' counting claims have cpu analogue rules naming the backbone,
+    the family's pretrained cpu budget builds ImageNet EfficientNet-Lite0, and the random-weights control pairs
+    the same recipes (1-5 after both stages, 45-49) with and without the ImageNet weights."""
+    import importlib
+
+    counting = importlib.import_module("benchmarks.counting")
+    claims = importlib.import_module("benchmarks.test_counting")
+    for cid in claims.POSTS_CASES:
+        d = rulebook.decision(cid, "", "cpu")
+        assert not isinstance(d.rule, R.NotDecided) and "EfficientNet-Lite0 instead of ResNet-34" in d.analogue, cid
+        assert rulebook.decision(cid, "", "full").analogue == ""
+    assert counting.PRETRAINED["cpu"].arch == "efficientnet_lite0" and counting.PRETRAINED["full"].arch == "resnet34"
+    assert "EfficientNet-Lite0 instead of ResNet-34" in counting.PRETRAINED_DEVIATION["cpu"]
+    control = rulebook.decision("counting_imagenet_vs_random", "", "cpu").rule
+    arms = {(leaf.a.arm_tuple, leaf.b.arm_tuple) for leaf in control.leaves()}
+    assert arms == {((a,), (f"{a}-random",)) for a in claims.IMAGENET_VS_RANDOM}
+    assert "counting_imagenet_vs_random" in rulebook.HYPOTHESES
+
+
 def test_every_published_verdict_was_decided_at_the_scale_the_code_runs_today():
     """A rule's identity does not cover its experiment's scale (images, epochs, network), yet the scale can
     change an analogue's outcome. So every current published verdict must carry the budget its claim's case

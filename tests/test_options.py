@@ -55,7 +55,7 @@ def test_claim_ids():
     assert parse_claim_ids("ltfn9_checkpoint_184mb") == ("ltfn9_checkpoint_184mb",)
     with pytest.raises(UsageError, match="Did you mean: ltfn9_checkpoint_184mb"):
         parse_claim_ids("ltfn9_checkpoint_184")
-    assert len(CATALOGUE) == 29
+    assert len(CATALOGUE) == 30
 
 
 def test_case_needs_a_budget_per_profile_and_a_known_id():
@@ -215,8 +215,8 @@ def test_damaged_data_file_and_damaged_folder_fail_alike_in_one_line(tmp_path):
 
 
 def test_a_weights_file_that_is_not_a_state_dict_is_refused_in_one_line(tmp_path):
-    """A text file, a tensor, or a dict of non-tensors given as --weights: one line each, exit 1 (a counting
-    claim: at the smoke and cpu profiles the transfer claims run EfficientNet-Lite0 and do not read the file)."""
+    """A text file, a tensor, or a dict of non-tensors given as --weights: one line each, exit 1 (at smoke a
+    --weights file switches the posts' claims to ResNet-34, so the file is read)."""
     files = {"text": tmp_path / "w.txt", "tensor": tmp_path / "t.pth", "strings": tmp_path / "s.pth"}
     files["text"].write_text("not weights\n")
     torch.save(torch.zeros(3), files["tensor"])
