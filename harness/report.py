@@ -409,10 +409,19 @@ def verify(store_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[str
             if missing:
                 problems.append(f"{store_dir}: the verdict of {r['claim_id']} ({r['profile']}, "
                                 f"{r.get('recorded_at', '')}) names run(s) the store lacks: {', '.join(missing[:5])}")
-            if r.get("decision_version") and str(r["decision_version"]) > DECISION_VERSION:
+            if r.get("decision_version") and _newer(r["decision_version"], DECISION_VERSION):
                 problems.append(f"{store_dir}: a verdict of {r['claim_id']} was decided by decision version "
                                 f"{r['decision_version']}, newer than this code's {DECISION_VERSION}")
     return problems
+
+
+def _newer(version: object, than: str) -> bool:
+    """Whether a recorded decision version is newer than ``than``, compared as numbers ("10" after "9"); a
+    version that is not a number counts as newer (this code cannot have written it)."""
+    try:
+        return int(str(version)) > int(than)
+    except ValueError:
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,7 +155,7 @@ class Rule:
 
     def stochastic(self) -> bool:
         """Whether any part is decided by an interval over seeds (a level applies) rather than by assertion."""
-        return any(getattr(leaf, "stat", "each") in ("mean", "test") for leaf in self.leaves())
+        return any(getattr(leaf, "stat", "each") in ("mean", "test", "share") for leaf in self.leaves())
 
 
 def rule_hash(rule: Rule) -> str:

@@ -30,7 +30,8 @@ import math
 from dataclasses import dataclass
 
 from harness.claims import CATALOGUE
-from harness.rules import ALPHA, MIN_SEEDS, AllOf, AtLeast, AtMost, Equal, Greater, InBand, M, NotDecided, Rule
+from harness.rules import (ALPHA, MIN_SEEDS, AllOf, AtLeast, AtMost, Equal, Greater, InBand, M, NotDecided, Rule,
+                           Share)
 from harness.version import DECISION_VERSION
 
 LN10 = math.log(10.0)
@@ -291,6 +292,9 @@ IMAGENET_VS_RANDOM = AllOf(*(Greater(M(arm, f"acc_stage{st}", "%"), M(f"{arm}-ra
                              for arm in ("paintings", "kittencat") for st in (1, 2)))
 
 
+PERFECT_SHARE = "share of seeds with final error <= 0.001"
+
+
 def _counting_full() -> dict[str, Rule]:
     return {
         "counting_1to5_baseline_86pct": AtLeast(M("part1_small", "acc_stage1", "%"), 0.85),
@@ -300,10 +304,8 @@ def _counting_full() -> dict[str, Rule]:
                    name="accuracy after the first stage at most twice chance (posts: 25.2%)"),
             AtMost(M("part1_large", "best_acc_last_stage", "%"), NEAR_CHANCE_6, stat="each",
                    name="every seed's best accuracy while fine-tuning at most twice chance (posts: 27%)")),
-        "counting_45to49_sensible_transforms_100pct": AtLeast(M("part2", "perfect"), 0.5,
-                                                              name="share of seeds with final error <= 0.001"),
-        "counting_various_sizes_100pct": AtLeast(M("part2_various", "perfect"), 0.5,
-                                                 name="share of seeds with final error <= 0.001"),
+        "counting_45to49_sensible_transforms_100pct": Share(M("part2", "perfect"), 0.5, name=PERFECT_SHARE),
+        "counting_various_sizes_100pct": Share(M("part2_various", "perfect"), 0.5, name=PERFECT_SHARE),
     }
 
 
@@ -393,6 +395,7 @@ class PreData:
 
 
 _ISSUE20 = "2026-12-01"
+_BINOMIAL = "2026-12-02"
 PRE_DATA: dict[tuple[str, str], list[PreData]] = {
     ("kittencat_finetune_92pct", ""): [PreData(
         "full", FINETUNE_GAIN, _ISSUE20,
@@ -403,6 +406,12 @@ PRE_DATA: dict[tuple[str, str], list[PreData]] = {
                       AtMost(M("part1_large", "best_acc_last_stage", "%"), 0.50, stat="each")), _ISSUE20,
         "'near chance' was tested as at most 50%, three times chance with 6 classes; now at most twice chance "
         "(33.3%), which the posts' 25-27% satisfy")],
+    **{(cid, ""): [PreData(
+        "full", AtLeast(M(arm, "perfect"), 0.5, name=PERFECT_SHARE), _BINOMIAL,
+        "a share of perfect runs was decided by a t-interval on 0/1 values; now by the exact binomial interval "
+        "of k perfect runs of n (12 seeds: with fewer than 8 even 8 of 8 cannot clear 50% at 0.005)")]
+       for cid, arm in (("counting_45to49_sensible_transforms_100pct", "part2"),
+                        ("counting_various_sizes_100pct", "part2_various"))},
 }
 
 

@@ -22,6 +22,9 @@ Three outcomes, decided by intervals (never by post-hoc power). At level alpha t
   difference (below the margin where the claim names no size), whatever the power; undecided otherwise, and
   with fewer than ``MIN_SEEDS`` seeds per arm. The minimum detectable difference is shown, never decides.
   ``stat="each"`` compares seed by seed (deterministic).
+* ``Share(term, level)`` -- the share of seeds on which a 0/1 outcome holds reaches a level: the exact
+  (Clopper-Pearson) binomial interval of k of n at the same coverage; holds when its lower end reaches the
+  level, fails when its upper end lies below it.
 * ``AllOf(*rules)`` -- every part holds (an intersection-union test: each part at the rule's own level, no
   split needed for "all hold"). Parts that this profile does not decide (``NotDecided``) are shown as such
   and leave the others to decide.
@@ -290,6 +293,59 @@ class Greater(Rule):
 
 
 @dataclass(frozen=True)
+class Share(Rule):
+    """The share of seeds on which a 0/1 outcome holds reaches a level, decided by the exact (Clopper-Pearson)
+    binomial interval of k successes out of n seeds: holds when its lower end reaches the level, fails when its
+    upper end lies below it, undecided otherwise. The outcome must be 0 or 1 on every seed (a t-interval on
+    0/1 values is not a proportion's interval)."""
+
+    kind: ClassVar[str] = "share"
+    stat: ClassVar[str] = "share"  # decided by an interval over seeds (``Rule.stochastic``)
+    term: M
+    level: float
+    name: str = ""
+    missing: str = "undecided"
+
+    def __post_init__(self):
+        if not 0.0 < self.level < 1.0:
+            raise ValueError(f"a share's level must lie strictly between 0 and 1, got {self.level}")
+
+    def to_dict(self) -> dict:
+        return _opt({"type": self.kind, "term": self.term.to_dict(), "level": self.level, "name": self.name,
+                     "missing": self.missing}, missing="undecided")
+
+    def render(self, level: float = ALPHA) -> str:
+        return (f"the share of seeds with {self.term.render()} = 1 >= {self.level:.0%} (decided by the "
+                f"{_pct(level)} exact binomial interval of k of n)")
+
+    def seeds_to_hold(self, level: float = ALPHA) -> int:
+        """The fewest seeds with which the rule can hold at all (every seed a success)."""
+        n = 1
+        while stats.clopper_pearson(n, n, level=1 - 2 * level)[0] < self.level:
+            n += 1
+        return n
+
+    def decide(self, df, level=ALPHA) -> Result:
+        title = self.name or f"share of seeds with {self.term.render()} = 1"
+        v_all = self.term.values(df).to_numpy(dtype=float)
+        expected = f">= {self.level:.0%} ({_pct(level)} exact binomial interval)"
+        if v_all.size == 0:
+            return _no_runs(title, expected)
+        v, n_missing = _split(v_all)
+        k, n = int((v == 1).sum()), int(v.size)
+        ours = f"{k} of {n} seeds" if n else "no values"
+        if n_missing:
+            return _missing_result(self, title, expected, ours, n_missing, v_all.size)
+        if not np.all((v == 0) | (v == 1)):
+            raise ValueError(f"{self.term.render()} must be 0 or 1 on every seed for a share, got "
+                             f"{sorted(set(v.tolist()))[:5]}")
+        lo, hi = stats.clopper_pearson(k, n, level=1 - 2 * level)
+        passed: Optional[bool] = True if lo >= self.level else (False if hi < self.level else None)
+        obs = f"{k} of {n} = {k / n:.0%} [{lo:.0%}, {hi:.0%}] ({_pct(level)} exact binomial interval)"
+        return Result(OUTCOME[passed], [Check(title, expected, obs, passed, level=level)], ours)
+
+
+@dataclass(frozen=True)
 class AllOf(Rule):
     kind: ClassVar[str] = "all_of"
     parts: tuple[Rule, ...] = field(default_factory=tuple)
@@ -384,7 +440,7 @@ def combine(verdicts: list[str]) -> str:
     return INCONCLUSIVE
 
 
-_TYPES = {c.kind: c for c in (AtLeast, AtMost, InBand, Equal, Greater, AllOf, NotDecided)}
+_TYPES = {c.kind: c for c in (AtLeast, AtMost, InBand, Equal, Greater, Share, AllOf, NotDecided)}
 
 
 def from_dict(d: dict) -> Rule:

@@ -19,9 +19,11 @@ import ast
 import hashlib
 from pathlib import Path
 
-DECISION_VERSION = "2"
+DECISION_VERSION = "3"
 # version 1 (no field in older verdict records): Holm across the profile, refutation only when powered
-CODE_DIGEST = "df55661a3c502097"
+# version 2: each row at its own level, refuted by an interval that excludes the claim (digest df55661a3c502097)
+# version 3: adds ``Share``, a share of 0/1 outcomes decided by the exact binomial interval (issue 20)
+CODE_DIGEST = "5d9996bdfcb8203f"
 DECISION_MODULES = ("rulebase.py", "rules.py", "stats.py", "decide.py", "verdict.py")
 HERE = Path(__file__).resolve().parent
 

@@ -214,3 +214,20 @@ def test_every_published_verdict_was_decided_at_the_scale_the_code_runs_today():
                 today = json.loads(json.dumps(cases[(cid, var)].budgets[profile].as_config()))
                 assert rec.get("budget") == today, (f"{store}: {cid} {var!r} at {profile} was decided on budget "
                                                     f"{rec.get('budget')}; its case runs {today} today")
+
+
+def test_every_share_rule_runs_enough_seeds_to_hold():
+    """A share of perfect runs decided by the exact binomial interval cannot hold with too few seeds (at 0.005,
+    fewer than 8 for 50%, even when every run is perfect): each profile's case must run at least that many."""
+    import importlib
+
+    claims = importlib.import_module("benchmarks.test_counting")
+    budgets = {c.claim_id: c.budgets for c in claims.CASES}
+    found = 0
+    for (cid, var), by_profile in RULES.items():
+        for profile, d in by_profile.items():
+            for leaf in d.rule.leaves():
+                if isinstance(leaf, R.Share):
+                    found += 1
+                    assert budgets[cid][profile].seeds >= leaf.seeds_to_hold(d.alpha), (cid, profile)
+    assert found >= 2

@@ -184,3 +184,36 @@ def test_the_old_stored_rules_still_read():
     old = {"type": "greater", "a": M("a", "acc").to_dict(), "b": M("b", "acc").to_dict(), "margin": 0.1,
            "paired": False, "effect": 0.05, "stat": "test", "name": ""}
     assert R.from_dict(old).claimed == pytest.approx(0.15)
+
+
+def _perfect(values):
+    return pd.DataFrame([{"arm": "a", "seed": s, "perfect": v} for s, v in enumerate(values)])
+
+
+PERFECT = M("a", "perfect")
+
+
+@pytest.mark.parametrize("values,verdict", [
+    ([1] * 12, R.REPRODUCED),             # 12 of 12: exact lower end 0.643 >= 50%
+    ([1] * 11 + [0], R.REPRODUCED),       # 11 of 12: 0.552
+    ([1] * 9 + [0] * 3, R.INCONCLUSIVE),  # 9 of 12: [0.37, 0.96] straddles 50%
+    ([0] * 12, R.NOT_REPRODUCED),         # 0 of 12: upper end 0.357 < 50%
+    ([1] * 7, R.INCONCLUSIVE),            # a clean sweep of 7 cannot clear 50% at 0.005
+])
+def test_a_share_is_decided_by_the_exact_binomial_interval(values, verdict):
+    res = R.Share(PERFECT, 0.5).decide(_perfect(values))
+    assert res.verdict == verdict, res.checks[0].observed
+    assert "exact binomial" in res.checks[0].observed
+
+
+def test_a_share_needs_enough_seeds_to_hold_and_only_0_or_1_values():
+    rule = R.Share(PERFECT, 0.5)
+    assert rule.seeds_to_hold() == 8  # 0.005 ** (1 / 8) = 0.516 >= 0.5 > 0.005 ** (1 / 7)
+    assert R.Share(PERFECT, 0.5).decide(_perfect([1] * 8)).verdict == R.REPRODUCED
+    assert R.Share(PERFECT, 0.5).decide(_perfect([1] * 7)).verdict == R.INCONCLUSIVE
+    with pytest.raises(ValueError, match="0 or 1"):
+        rule.decide(_perfect([1, 0.5, 1]))
+    with pytest.raises(ValueError, match="strictly between"):
+        R.Share(PERFECT, 1.0)
+    assert rule.decide(_perfect([1, float("nan"), 1])).verdict == R.INCONCLUSIVE  # a missing seed is not a 0
+    assert rule.stochastic() and R.from_dict(rule.to_dict()) == rule
