@@ -28,7 +28,7 @@ from harness.decide import (run_index)
 from harness.profiles import PROFILES
 from harness.records import figure_from_dict, legend_line
 from harness.sections import seed_text, wall_seconds, md_table, precision_control_section, variance_section
-from harness.verdicts import (ANALOGUE_LABELS, PROFILE_ORDER, UNCONFIRMED, is_analogue, parts_text,
+from harness.verdicts import (ANALOGUE_LABELS, PROFILE_ORDER, UNCONFIRMED, analogue_setting, is_analogue, parts_text,
                               verdict_label, claim_rows, collect)
 from harness.rulebook import HYPOTHESES, PRE_DATA, decision, stochastic_rows
 from harness.store import STORE_FILE, Store, StoreCorruptError
@@ -133,7 +133,7 @@ def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, 
         prof = PROFILES[profile]
         out.append(f"## Profile `{profile}`: {prof.description}\n")
         every = claim_rows(by_profile[profile], profile, list(CATALOGUE.values()))
-        lessons = learned(every, is_analogue)
+        lessons = learned(every, analogue_setting)
         if lessons:
             out.append("What we learned at this profile:\n\n" + "\n".join(f"- {x}" for x in lessons) + "\n")
         out.append(_guarantee(profile))

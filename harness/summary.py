@@ -71,8 +71,10 @@ def outcome(rec: dict, analogue: bool) -> str:
     return LABELS.get(v, v)
 
 
-def learned(rows: list[dict], is_analogue) -> list[str]:
-    """Bullets generated from the decided rows of a profile: what held, what did not, what stays open."""
+def learned(rows: list[dict], setting) -> list[str]:
+    """Bullets generated from the decided rows of a profile: what held, what did not, what stays open. An
+    analogue's bullet names its setting (``setting(rec)``: what it changes against the posts, '' for the posts'
+    own rule), so a bullet read alone never passes an analogue's outcome off as the posts' claim."""
     groups: dict[str, list[str]] = {"held": [], "failed": [], "open": []}
     for r in rows:
         rec = r["rec"]
@@ -80,7 +82,8 @@ def learned(rows: list[dict], is_analogue) -> list[str]:
             continue
         c = r["claim"]
         what = c.claim.rstrip(".")
-        scale = " (scaled-down analogue)" if is_analogue(rec) else ""
+        where = setting(rec)
+        scale = f" (scaled-down analogue: {where})" if where else ""
         line = f"{what}{scale}: ours {headline(rec, 60)}"
         key = {REPRODUCED: "held", NOT_REPRODUCED: "failed"}.get(rec["verdict"], "open")
         groups[key].append(line)

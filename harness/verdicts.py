@@ -25,6 +25,12 @@ def is_analogue(rec: dict) -> bool:
     return bool(d is not None and d.analogue)
 
 
+def analogue_setting(rec: dict) -> str:
+    """What the analogue that decided a record changes against the posts, in short ('' for the posts' rule)."""
+    d = decision(rec["claim_id"], rec.get("variant", ""), rec.get("profile", ""))
+    return d.analogue if d is not None else ""
+
+
 def outcome_label(rec: dict) -> str:
     """A verdict record's outcome in words: an analogue's as the analogue's ("analogue failed"), never as a
     verdict on the posts' number; the posts' rule's as "reproduced" / "not reproduced" / ..."""

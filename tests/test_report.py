@@ -270,3 +270,23 @@ def test_the_published_index_keeps_its_title_whatever_the_store_holds():
     assert report.render_index({}, "store", n_envs=2).splitlines()[2] == "# claimbench report"
     matrix = report.render_index({}, "store", n_envs=4, is_matrix=True)
     assert "# claimbench environment matrix" in matrix and "not the published report" in matrix
+
+
+def test_a_lesson_on_the_index_names_the_analogue_that_decided_it():
+    """A "what we learned" bullet is read on its own: an analogue's names its setting (the network, scale),
+    the posts' own rule's has none."""
+    from harness.summary import learned
+    from harness.verdict import NOT_REPRODUCED, REPRODUCED
+    from harness.verdicts import analogue_setting
+
+    claim = CATALOGUE["ltfn8_mnist_vgg_979_vs_973"]
+    rec = {"claim_id": claim.id, "variant": "", "profile": "cpu", "verdict": NOT_REPRODUCED, "ours": "97.6% vs 98.2%"}
+    setting = analogue_setting(rec)
+    assert setting and setting == rulebook.decision(claim.id, "", "cpu").analogue
+    [line] = learned([{"rec": rec, "recs": [rec], "claim": claim}], analogue_setting)
+    assert line.startswith("**Did not hold.**") and f"(scaled-down analogue: {setting})" in line
+    full = dict(rec, profile="full", verdict=REPRODUCED)
+    [line] = learned([{"rec": full, "recs": [full], "claim": claim}], analogue_setting)
+    assert "analogue" not in line
+    # the report's numeric comparison of decision versions ("10" is newer than "9")
+    assert report._newer("10", "9") and not report._newer("2", "3") and report._newer("x", "3")
