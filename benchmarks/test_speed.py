@@ -151,14 +151,14 @@ def test_stacked_vs_run_by_run(benchmark, mode, model, claimbench):
 def test_training_step_by_precision_and_layout(benchmark, mode, model, claimbench):
     """One training step (Adam) of the cpu profile's networks at the four precision / memory-layout
     combinations (the ConvNet at 1/4 width and the VGG at 1/8, batch 100; counting's quarter-width ResNet-10 at
-    96 px, batch 64; ImageNet EfficientNet-Lite0 in fastai's recipe, unfrozen, at 96 px, batch 32, the size
-    its analogues are being sized at); full width on CUDA. Compare rows within the group: what
+    96 px, batch 64; ImageNet EfficientNet-Lite0 in fastai's recipe, unfrozen, at 64 px, batch 64, the size
+    its transfer and counting analogues run at); full width on CUDA. Compare rows within the group: what
     ``--precision auto`` chooses between (bf16 here means autocast, as the runs use it)."""
     device = claimbench.device
     if model == "resnet10":
         net, shape, bs = FA.create_cnn("resnet10", 5, width=1.0 if device.type == "cuda" else 0.25), (3, 96, 96), 64
     elif model == "efficientnet_lite0":  # random weights: a step costs the same with the ImageNet ones
-        net, shape, bs = FA.create_cnn("efficientnet_lite0", 5), (3, 96, 96), 32
+        net, shape, bs = FA.create_cnn("efficientnet_lite0", 5), (3, 64, 64), 64
         net.requires_grad_(True)
     else:
         make, shape = _bench_model(model, device)
