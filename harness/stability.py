@@ -150,7 +150,7 @@ def render(records: list[dict], store_path: str, header: str, table, collect, ca
     """The stability page's markdown (``table`` is the report's markdown-table helper; ``catalogue_ids`` every
     claim, so that those left out of the grid are named with the reason)."""
     envs, rows, covered = stability(records, collect)
-    used = sorted({e for r in rows for e in r["verdicts"]}, key=lambda e: env_label(envs.get(e, {})))
+    used = sorted({e for r in rows for e in r["verdicts"]}, key=lambda e: (env_label(envs.get(e, {})), e))
     out = [header.format(store=store_path), "# Verdict stability across environments\n",
            "[back to the index](README.md)\n",
            "Each claim decided in more than one environment of the store, with its verdict and its rule's numbers "
