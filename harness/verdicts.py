@@ -20,15 +20,14 @@ PART_LABELS = {REPRODUCED: "held", NOT_REPRODUCED: "failed", INCONCLUSIVE: "unde
 UNCONFIRMED = "not yet confirmed"
 
 
-def is_analogue(rec: dict) -> bool:
-    d = decision(rec["claim_id"], rec.get("variant", ""), rec.get("profile", ""))
-    return bool(d is not None and d.analogue)
-
-
 def analogue_setting(rec: dict) -> str:
     """What the analogue that decided a record changes against the posts, in short ('' for the posts' rule)."""
     d = decision(rec["claim_id"], rec.get("variant", ""), rec.get("profile", ""))
     return d.analogue if d is not None else ""
+
+
+def is_analogue(rec: dict) -> bool:
+    return bool(analogue_setting(rec))
 
 
 def outcome_label(rec: dict) -> str:
