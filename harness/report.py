@@ -32,7 +32,8 @@ from harness.verdicts import (ANALOGUE_LABELS, PROFILE_ORDER, UNCONFIRMED, analo
                               verdict_label, claim_rows, collect)
 from harness.rulebook import HYPOTHESES, PRE_DATA, decision, stochastic_rows
 from harness.store import STORE_FILE, Store, StoreCorruptError
-from harness.summary import shorten, export_files, export_rows, headline, learned, outcome, publishable
+from harness.summary import (PAST_RANGE, PAST_RANGE_NOTE, export_files, export_rows, headline, learned,
+                             mark_past_range, outcome, publishable, shorten)
 from harness.verdict import LABELS, NOT_RUN
 from harness.version import DECISION_VERSION, mismatch
 
@@ -136,6 +137,8 @@ def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, 
         lessons = learned(every, analogue_setting)
         if lessons:
             out.append("What we learned at this profile:\n\n" + "\n".join(f"- {x}" for x in lessons) + "\n")
+            if any(PAST_RANGE in x for x in lessons):
+                out.append(PAST_RANGE_NOTE + "\n")
         out.append(_guarantee(profile))
         for title, pick in (("The posts' claims", lambda c: c.post != "control"),
                             ("Controls beyond the posts (each states a hypothesis; reproduced = it held)",
@@ -164,6 +167,8 @@ def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, 
                     parts.append(f"`{c.id}`: {parts_text(rec)}")
             if table:
                 out.append(md_table(["claim", "posts' number", "ours (n, interval)", "verdict"], table) + "\n")
+                if any(PAST_RANGE in row[2] for row in table):
+                    out.append(PAST_RANGE_NOTE + "\n")
             if parts:
                 out.append("Parts of the claims above: " + " · ".join(parts) + "\n")
             if folded:
@@ -269,10 +274,13 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                                f"{verdict_label(att)}: {publishable(att.get('reason', ''), ROOT)}")
                 out.append("")
                 if rec.get("checks"):
+                    observed = [mark_past_range(c["observed"]) for c in rec["checks"]]
                     out.append(md_table(["check", "expected", "observed", "holds"],
-                                         [[c["name"], c["expected"], c["observed"],
+                                         [[c["name"], c["expected"], obs,
                                            {True: "yes", False: "no", None: "undecided"}[c["passed"]]]
-                                          for c in rec["checks"]]) + "\n")
+                                          for c, obs in zip(rec["checks"], observed)]) + "\n")
+                    if any(PAST_RANGE in x for x in observed):
+                        out.append(PAST_RANGE_NOTE + "\n")
                 if rec.get("earlier"):
                     out.append("**rule revised after data**: the same runs under the earlier rule(s), decided by "
                                "today's decision code\n")

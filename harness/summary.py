@@ -51,7 +51,22 @@ def headline(rec: dict, width: int = 44) -> str:
     text = text.split(", p = ")[0].split("; MDD")[0]
     text = re.sub(r"\[(\S+) pts, (\S+) pts\]", r"[\1, \2] pts", text)
     text = re.sub(r"^diff (\S+) pts \[", r"diff \1 [", text)
-    return shorten(text, width)
+    return shorten(mark_past_range(text), width)
+
+
+PAST_RANGE = "†"
+PAST_RANGE_NOTE = (f"{PAST_RANGE} This end of the interval lies outside 0-100%, the range a share or an accuracy "
+                   "can take: a t-interval does not know the bound (few seeds, values near it). The true mean lies "
+                   "inside the range, and only the end facing the rule's level decides.")
+
+
+def mark_past_range(text: str) -> str:
+    """Marks with a dagger each end of a percent interval ``[lo%, hi%]`` that lies below 0% or above 100%."""
+    def mark(m: re.Match) -> str:
+        lo, hi = m.group(1), m.group(2)
+        return (f"[{lo}%{PAST_RANGE if float(lo) < 0 else ''}, "
+                f"{hi}%{PAST_RANGE if float(hi) > 100 else ''}]")
+    return re.sub(r"\[(-?\d+(?:\.\d+)?)%, (-?\d+(?:\.\d+)?)%\]", mark, text)
 
 
 def _number(text: str) -> float | None:

@@ -174,6 +174,21 @@ def test_a_newcomer_offline_gets_clear_not_run_lines_within_a_minute(tmp_path):
     for cid in ("ltfn6_large_init_overconfident", "ltfn8_mnist_vgg_979_vs_973", "ltfn10_cifar_vgg_71pct"):
         line = next(x for x in r.stdout.splitlines() if x.startswith("SKIPPED") and cid in x)
         assert "not run (data)" in line and "downloading is off" in line and "looked at" in line, line
+    # the store keeps no path of this machine: the data folder is written as <data-dir> (the header names it)
+    recs = [json.loads(x) for x in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    reasons = [x["reason"] for x in recs if x.get("not_run_reason") == "data"]
+    assert reasons and all(str(tmp_path) not in x for x in reasons), reasons
+    assert all("<data-dir>" in x for x in reasons), reasons
+
+
+def test_a_not_run_reason_names_the_data_and_cache_folders_by_role(tmp_path):
+    from harness.claim import portable_reason
+
+    data, cache = tmp_path / "data", tmp_path / "c"
+    got = portable_reason(f"MNIST not found; looked at: {data}/mnist.npz, {cache}/w.pth, /usr/share/x",
+                          data_dir=data, cache_dir=cache)
+    assert got == "MNIST not found; looked at: <data-dir>/mnist.npz, <cache-dir>/w.pth, /usr/share/x"
+    assert portable_reason("no folder", data_dir=None, cache_dir=None) == "no folder"
 
 
 def test_a_wrong_data_folder_leaves_the_published_verdicts_intact(tmp_path):

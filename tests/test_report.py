@@ -290,3 +290,19 @@ def test_a_lesson_on_the_index_names_the_analogue_that_decided_it():
     assert "analogue" not in line
     # the report's numeric comparison of decision versions ("10" is newer than "9")
     assert report._newer("10", "9") and not report._newer("2", "3") and report._newer("x", "3")
+
+
+def test_an_interval_end_past_0_or_100_percent_is_marked_and_explained():
+    from harness.summary import PAST_RANGE, headline, mark_past_range
+
+    assert mark_past_range("89.50% [77.76%, 101.24%] (n=5)") == f"89.50% [77.76%, 101.24%{PAST_RANGE}] (n=5)"
+    assert mark_past_range("2.00% [-1.50%, 5.50%]") == f"2.00% [-1.50%{PAST_RANGE}, 5.50%]"
+    assert mark_past_range("diff -1.04 [-4.35, 2.26] pts") == "diff -1.04 [-4.35, 2.26] pts"  # differences: no bound
+    assert mark_past_range("97.00% [95.00%, 99.00%]") == "97.00% [95.00%, 99.00%]"
+    rec = {"checks": [{"name": "acc", "expected": ">= 80.00% (99% CI)", "level": 0.005,
+                       "observed": "89.50% [77.76%, 101.24%] (n=5, 99% t-interval)", "passed": None}]}
+    assert headline(rec) == f"89.50% [77.76%, 101.24%{PAST_RANGE}] (n=5, 99% CI)"
+    index = (Path(__file__).resolve().parents[1] / "reports" / "README.md")
+    if index.exists():  # the published index explains the mark wherever it shows one
+        text = index.read_text()
+        assert PAST_RANGE not in text or "outside 0-100%" in text
