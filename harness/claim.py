@@ -26,22 +26,13 @@ from harness.records import Figure, Ref, Table, as_stored
 from harness.rulebook import decision
 from harness.rules import NotDecided
 from harness.store import Store, git_info, now_utc
+from harness.summary import named_paths
 from harness.verdict import LABELS, NOT_RUN, NOT_RUN_REASONS, VERDICTS
 from harness.verdicts import outcome_label
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = ROOT / "reports"  # the published report: written only with --publish
 USER_RESULTS = ROOT / "results"  # a user's own runs and report (untracked)
-
-
-def portable_reason(detail: str, *, data_dir: Path | None, cache_dir: Path | None) -> str:
-    """A "not run" reason as the store keeps it: this machine's data and cache folders are written as
-    ``<data-dir>`` and ``<cache-dir>`` (the session's header names them), so a published record holds no path
-    that only exists where it was run."""
-    for root, name in ((data_dir, "<data-dir>"), (cache_dir, "<cache-dir>")):
-        if root is not None and str(root) not in ("", ".", "/"):
-            detail = detail.replace(str(Path(root).resolve()), name).replace(str(root), name)
-    return detail
 
 
 @dataclass
@@ -300,7 +291,8 @@ class ClaimContext:
         the same way and the test fails with one line, so the session exits non-zero whatever the family."""
         if reason_kind not in NOT_RUN_REASONS:
             raise ValueError(f"a 'not run' verdict needs a reason among {NOT_RUN_REASONS}, not {reason_kind!r}")
-        detail = portable_reason(detail, data_dir=self.bench.data_dir, cache_dir=self.bench.cache_dir)
+        # stored and published: this machine's folders by role (the session's header names them), home as ~
+        detail = named_paths(detail, {"<data-dir>": self.bench.data_dir, "<cache-dir>": self.bench.cache_dir})
         self._store_and_report({"verdict": NOT_RUN, "not_run_reason": reason_kind, "reason": detail,
                                 "ours": "-", "checks": [], **({"user_error": True} if user_error else {})},
                                {}, [], [], [])

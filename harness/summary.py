@@ -60,6 +60,11 @@ PAST_RANGE_NOTE = (f"{PAST_RANGE} This end of the interval lies outside 0-100%, 
                    "inside the range, and only the end facing the rule's level decides.")
 
 
+def past_range_note(texts: list[str]) -> list[str]:
+    """The note explaining the mark, once, where any of ``texts`` carries it (``[]`` otherwise)."""
+    return [PAST_RANGE_NOTE + "\n"] if any(PAST_RANGE in x for x in texts) else []
+
+
 def mark_past_range(text: str) -> str:
     """Marks with a dagger each end of a percent interval ``[lo%, hi%]`` that lies below 0% or above 100%."""
     def mark(m: re.Match) -> str:
@@ -140,15 +145,25 @@ def export_files(rows: list[dict]) -> dict[str, str]:
 _ABS = re.compile(r"(?<![\w.~])(/(?:[\w.@+-]+/)+[\w.@+-]*)")
 
 
+def named_paths(text: str, folders: dict[str, Path | None]) -> str:
+    """``text`` with each folder of ``folders`` (as given and resolved) written by its name, ``''`` making paths
+    under it relative, in the order given; then the home folder as ``~``."""
+    for name, folder in folders.items():
+        if folder is None or str(folder) in ("", ".", os.sep):
+            continue
+        for form in dict.fromkeys((str(folder), str(Path(folder).resolve()))):
+            text = text.replace(form + os.sep, f"{name}/" if name else "")
+            if name:
+                text = text.replace(form, name)
+    return text.replace(str(Path.home()) + os.sep, "~/")
+
+
 def publishable(text: str, root: Path | None = None) -> str:
     """A string fit for a published page: the checkout's paths relative, the home folder as ~, any other
     absolute path cut to its last two parts (a reader's machine has other folders anyway)."""
     if not text:
         return text
-    home = str(Path.home())
-    if root is not None:
-        text = text.replace(str(root) + os.sep, "")
-    text = text.replace(home + os.sep, "~/")
+    text = named_paths(text, {"": root})
 
     def cut(m: re.Match) -> str:
         parts = [p for p in m.group(1).split("/") if p]

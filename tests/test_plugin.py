@@ -182,13 +182,17 @@ def test_a_newcomer_offline_gets_clear_not_run_lines_within_a_minute(tmp_path):
 
 
 def test_a_not_run_reason_names_the_data_and_cache_folders_by_role(tmp_path):
-    from harness.claim import portable_reason
+    from pathlib import Path
+
+    from harness.summary import named_paths
 
     data, cache = tmp_path / "data", tmp_path / "c"
-    got = portable_reason(f"MNIST not found; looked at: {data}/mnist.npz, {cache}/w.pth, /usr/share/x",
-                          data_dir=data, cache_dir=cache)
+    roles = {"<data-dir>": data, "<cache-dir>": cache}
+    got = named_paths(f"MNIST not found; looked at: {data}/mnist.npz, {cache}/w.pth, /usr/share/x", roles)
     assert got == "MNIST not found; looked at: <data-dir>/mnist.npz, <cache-dir>/w.pth, /usr/share/x"
-    assert portable_reason("no folder", data_dir=None, cache_dir=None) == "no folder"
+    hub = named_paths(f"no weights at {Path.home()}/.cache/torch/hub/checkpoints/r.pth", roles)
+    assert hub == "no weights at ~/.cache/torch/hub/checkpoints/r.pth"  # torch hub's cache: the home folder as ~
+    assert named_paths("no folder", {"<data-dir>": None, "<cache-dir>": None}) == "no folder"
 
 
 def test_a_wrong_data_folder_leaves_the_published_verdicts_intact(tmp_path):
