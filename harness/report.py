@@ -32,8 +32,8 @@ from harness.verdicts import (ANALOGUE_LABELS, PROFILE_ORDER, UNCONFIRMED, analo
                               verdict_label, claim_rows, collect)
 from harness.rulebook import HYPOTHESES, PRE_DATA, decision, stochastic_rows
 from harness.store import STORE_FILE, Store, StoreCorruptError
-from harness.summary import (PAST_RANGE, PAST_RANGE_NOTE, export_files, export_rows, headline, learned,
-                             mark_past_range, outcome, publishable, shorten)
+from harness.summary import (export_files, export_rows, headline, learned, mark_past_range, outcome,
+                             past_range_note, publishable, shorten)
 from harness.verdict import LABELS, NOT_RUN
 from harness.version import DECISION_VERSION, mismatch
 
@@ -137,8 +137,7 @@ def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, 
         lessons = learned(every, analogue_setting)
         if lessons:
             out.append("What we learned at this profile:\n\n" + "\n".join(f"- {x}" for x in lessons) + "\n")
-            if any(PAST_RANGE in x for x in lessons):
-                out.append(PAST_RANGE_NOTE + "\n")
+            out += past_range_note(lessons)
         out.append(_guarantee(profile))
         for title, pick in (("The posts' claims", lambda c: c.post != "control"),
                             ("Controls beyond the posts (each states a hypothesis; reproduced = it held)",
@@ -167,8 +166,7 @@ def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, 
                     parts.append(f"`{c.id}`: {parts_text(rec)}")
             if table:
                 out.append(md_table(["claim", "posts' number", "ours (n, interval)", "verdict"], table) + "\n")
-                if any(PAST_RANGE in row[2] for row in table):
-                    out.append(PAST_RANGE_NOTE + "\n")
+                out += past_range_note([row[2] for row in table])
             if parts:
                 out.append("Parts of the claims above: " + " · ".join(parts) + "\n")
             if folded:
@@ -279,8 +277,7 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                                          [[c["name"], c["expected"], obs,
                                            {True: "yes", False: "no", None: "undecided"}[c["passed"]]]
                                           for c, obs in zip(rec["checks"], observed)]) + "\n")
-                    if any(PAST_RANGE in x for x in observed):
-                        out.append(PAST_RANGE_NOTE + "\n")
+                    out += past_range_note(observed)
                 if rec.get("earlier"):
                     out.append("**rule revised after data**: the same runs under the earlier rule(s), decided by "
                                "today's decision code\n")
