@@ -295,7 +295,7 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                                            seed_text(h["seeds"]),
                                            ("current" if h["current"] else "confirmatory" if h["confirmatory"]
                                             else "exploratory"),
-                                           LABELS.get(h["verdict"], h["verdict"]), h["changed"]]
+                                           h["outcome"], h["changed"]]
                                           for h in rec["history"]]) + "\n")
                 for t in rec.get("tables", []):
                     out.append(f"**{t['title']}**\n")

@@ -18,6 +18,7 @@ ANALOGUE_LABELS = {REPRODUCED: "analogue held", NOT_REPRODUCED: "analogue failed
 PART_LABELS = {REPRODUCED: "held", NOT_REPRODUCED: "failed", INCONCLUSIVE: "undecided",
                NOT_RUN: "not tested at this profile"}
 UNCONFIRMED = "not yet confirmed"
+ANALOGUE_DECIDER = "cpu analogue rule"  # what a verdict record stores as decided_by when an analogue decided it
 
 
 def analogue_setting(rec: dict) -> str:
@@ -36,11 +37,27 @@ def outcome_label(rec: dict) -> str:
     return (ANALOGUE_LABELS if is_analogue(rec) else LABELS)[rec["verdict"]]
 
 
+def recorded_label(rec: dict) -> str:
+    """A stored verdict record's outcome in words, by what decided it then (its own ``decided_by``), not by
+    today's rule: an earlier analogue's verdict stays the analogue's in the history and in an unconfirmed row."""
+    labels = ANALOGUE_LABELS if rec.get("decided_by") == ANALOGUE_DECIDER else LABELS
+    return labels.get(rec["verdict"], rec["verdict"])
+
+
+def labelled_history(records: list[dict], claim_id: str, variant: str, profile: str) -> list[dict]:
+    """``decide.history`` with each row's outcome in words (``recorded_label`` of the record it came from)."""
+    mine = {r.get("recorded_at", ""): r for r in records
+            if r.get("kind") == "verdict" and r.get("claim_id") == claim_id and r.get("variant", "") == variant
+            and r.get("profile") == profile}
+    return [dict(h, outcome=recorded_label({**mine.get(h["recorded_at"], {}), "verdict": h["verdict"]}))
+            for h in history(records, claim_id, variant, profile)]
+
+
 def verdict_label(rec: dict) -> str:
     if rec.get("unconfirmed"):
         seeds = ", exploratory seeds" if rec.get("exploratory", True) else ""
         return (f"{UNCONFIRMED} under the current rule (latest, decision v{record_version(rec)}{seeds}: "
-                f"{LABELS.get(rec['verdict'], rec['verdict'])})")
+                f"{recorded_label(rec)})")
     label = (ANALOGUE_LABELS if is_analogue(rec) else LABELS)[rec["verdict"]]
     if rec["verdict"] == NOT_RUN and rec.get("not_run_reason"):
         label += f" ({rec['not_run_reason']})"
@@ -89,7 +106,7 @@ def collect(records: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
             if profile == "smoke":
                 row["verdict"], row["not_run_reason"] = NOT_RUN, "profile"
             row["attempt"] = attempt.get((p, cid, var))
-            row["history"] = history(records, cid, var, profile) if profile != "smoke" else []
+            row["history"] = labelled_history(records, cid, var, profile) if profile != "smoke" else []
             rows[(cid, var)] = row
         for (p, cid, var), rec in attempt.items():
             if p == profile and (cid, var) not in rows:

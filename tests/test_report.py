@@ -80,6 +80,22 @@ def test_family_page_shows_the_rule_checks_tables_and_figures(tmp_path):
     assert not list((tmp_path / "out").glob(".report-*"))  # the temporary folder is gone
 
 
+def test_the_history_words_an_analogue_verdict_as_the_analogue_s(tmp_path):
+    store = Store(tmp_path / "store")
+    decided(store, "ltfn8_mnist_vgg_979_vs_973", {"vgg": [{"test_acc": 0.98 + i / 1000} for i in range(5)],
+                                                  "convnet": [{"test_acc": 0.95 + i / 1000} for i in range(5)]},
+            verdict="reproduced")  # decided by its cpu analogue rule
+    decided(store, "ltfn9_checkpoint_184mb", {"checkpoint": [{"size_mib": 183.84, "overhead_bytes": 30000.0}]},
+            verdict="reproduced")  # decided by the posts' rule
+    report.build(tmp_path / "store", tmp_path / "out")
+    hist = next(line for line in (tmp_path / "out" / "vgg_mnist.md").read_text().splitlines()
+                if "| first verdict" in line)
+    assert "| analogue held " in hist and "| reproduced " not in hist
+    hist = next(line for line in (tmp_path / "out" / "params.md").read_text().splitlines()
+                if "| first verdict" in line)
+    assert "| reproduced " in hist
+
+
 def test_changing_a_rule_re_derives_without_training_and_marks_the_revision(tmp_path, monkeypatch):
     store = fill(tmp_path / "store")
     key = ("ltfn9_checkpoint_184mb", "")

@@ -20,8 +20,8 @@ def decided(store: Store, claim_id: str, arms: dict[str, list[dict]], *, variant
                                 "arm": arm, "seed": seed, "profile": profile, "status": "finished", "metrics": m,
                                 "wall_s": 1.0})
             ids[arm].append(rec["run_id"])
-    current = {"identity": d.identity, "exploratory": False, "decision_version": DECISION_VERSION} if rule is None \
-        else {}
+    current = {"identity": d.identity, "exploratory": False, "decision_version": DECISION_VERSION,
+               "decided_by": d.decided_by} if rule is None else {}
     rule = rule or d.rule
     rec = {"kind": "verdict", "claim_id": claim_id, "variant": variant, "primary": primary, "profile": profile,
            "verdict": verdict, "not_run_reason": "", "reason": "", "arms": ids, "rule": rule.to_dict(),
