@@ -60,7 +60,6 @@ class ClaimBench:
     executor: Any = None  # harness.executors: None / Inline = runs train in this process
     vary: str = "all"  # --vary: the one source of randomness that follows the seed ("all": every source)
     stack: bool = False  # --stack: the seeds of an arm train together where the runner can stack them
-    collected_claims: set[str] = field(default_factory=set)
     report_error: str = ""
     comparison: list = field(default_factory=list)  # the session's verdicts beside the published ones
     precision: Precision = Precision()  # the session's numerics (--precision, --deterministic), resolved once

@@ -289,7 +289,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if case is None:  # not a claim (a speed benchmark): --claims selects claim tests only
             (drop if s.claims is not None else keep).append(item)
             continue
-        s.collected_claims.add(case.claim_id)
         if s.claims is not None and case.claim_id not in s.claims:
             drop.append(item)
             continue
@@ -364,9 +363,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         if r.get("exploratory"):
             label = f"exploratory ({label})"
         tr.write_line(f"{name:<{width}}  {label:<22} ours: {r['ours']}   posts: {r['posts_value']}")
-    pending = [cid for cid in CATALOGUE if cid not in s.collected_claims]
-    if pending:
-        tr.write_line(f"not run (pending, no test yet): {', '.join(pending)}")
+    ran = {r["claim_id"] for r in s.session_verdicts}
+    elsewhere = [cid for cid in CATALOGUE if cid not in ran]  # not collected, deselected (--claims, -k) or untested
+    if elsewhere:
+        tr.write_line(f"not run in this session (not selected, or no test collected): {', '.join(elsewhere)}")
     if s.report_error:
         tr.write_line(f"claimbench: {s.report_error}", red=True)
     else:
@@ -416,7 +416,7 @@ def _xdist_worker(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
-    """pytest-xdist, on the controller: a worker finished; take over its verdicts and collected claims, so the
+    """pytest-xdist, on the controller: a worker finished; take over its verdicts, so the
     verdict summary and the one report build happen here, once every worker is done."""
     s = node.config.stash.get(STATE_KEY, None)
     out = getattr(node, "workeroutput", None) or {}
@@ -424,7 +424,6 @@ def pytest_testnodedown(node, error) -> None:
         return
     got = json.loads(out["claimbench"])
     s.session_verdicts.extend(got["verdicts"])
-    s.collected_claims.update(got["collected"])
     s.stored_elsewhere = s.stored_elsewhere or got["stored"]
 
 
@@ -451,8 +450,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if _xdist_worker(session.config):  # a worker hands its verdicts to the controller and writes no report
         session.config.workeroutput["claimbench"] = json.dumps(
-            {"verdicts": s.session_verdicts, "collected": sorted(s.collected_claims),
-             "stored": bool(s.session_runs)}, default=str)
+            {"verdicts": s.session_verdicts, "stored": bool(s.session_runs)}, default=str)
         return
     if not (s.session_verdicts or s.session_runs or s.stored_elsewhere):  # (--vary stores runs, no verdicts)
         return

@@ -66,7 +66,7 @@ def test_verdicts_map_to_outcomes_and_reach_the_report(tmp_path, ci):
     assert "ltfn9_checkpoint_184mb-fails: not reproduced" in out
     assert "inconclusive: ltfn9_checkpoint_184mb-undecided" in out
     assert "not run (device)" in out and "claimbench verdicts (profile cpu" in out
-    assert "not run (pending, no test yet): paintings_resnet34_95pct" in out
+    assert "not run in this session (not selected, or no test collected): paintings_resnet34_95pct" in out
     recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
     assert sum(r["kind"] == "run" for r in recs) == 6  # 3 variants x 2 seeds; the GPU claim never ran
     verdicts = [r for r in recs if r["kind"] == "verdict"]
@@ -311,9 +311,10 @@ def test_xdist_controller_reports_once_with_every_workers_verdicts(tmp_path):
     assert "2 workers" in par.stdout, par.stdout + par.stderr
     assert "1 failed, 1 passed, 1 skipped, 1 xfailed" in par.stdout
     assert _verdict_lines(par.stdout) == _verdict_lines(serial.stdout) and len(_verdict_lines(par.stdout)) == 4
-    assert "report: " in par.stdout and "not run (pending, no test yet): paintings_resnet34_95pct" in par.stdout
-    assert "transfer_from_scratch" in par.stdout.split("not run (pending")[1]
-    assert "ltfn9_checkpoint_184mb" not in par.stdout.split("not run (pending")[1].splitlines()[0]
+    assert "report: " in par.stdout
+    assert "not run in this session (not selected, or no test collected): paintings_resnet34_95pct" in par.stdout
+    assert "transfer_from_scratch" in par.stdout.split("not run in this session")[1]
+    assert "ltfn9_checkpoint_184mb" not in par.stdout.split("not run in this session")[1].splitlines()[0]
 
     def rows(d):  # the device line above the table differs (each of 2 workers on 1 of the 2 cores says so)
         return [line for line in (d / "rep" / "README.md").read_text().splitlines() if line.startswith("| ")]
