@@ -25,7 +25,7 @@ from harness import stats
 from harness.decide import arms_of, derive_profile, frame, latest_decided, run_index
 from harness.rulebook import decision
 from harness.store import STORE_FILE, Store, StoreCorruptError
-from harness.verdict import LABELS
+from harness.verdicts import ANALOGUE_DECIDER, worded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +86,8 @@ def compare(a: Side, b: Side) -> tuple[list[str], list[str], list[str]]:
             vb = db[key].result.verdict if key in db else None
             name = f"{key[0]}{'-' + key[1] if key[1] else ''} [{profile}]"
             if va is not None and vb is not None and va != vb:
-                flips.append(f"FLIP  {name}: {LABELS[va]} -> {LABELS[vb]}")
+                analogue = (db[key] if key in db else da[key]).decided_by == ANALOGUE_DECIDER
+                flips.append(f"FLIP  {name}: {worded(va, analogue)} -> {worded(vb, analogue)}")
             elif va is None or vb is None:
                 only = a.name if vb is None else b.name
                 moved.append(f"ONLY  {name}: decided in {only} only")
@@ -146,7 +147,8 @@ def against_published(mine: list[dict], published: list[dict]) -> list[dict]:
             status = "unpublished" if b is None else ("agrees" if a.verdict == b.verdict else "differs")
             rows.append({"profile": profile, "claim_id": key[0], "variant": key[1], "status": status,
                          "mine": a.verdict, "mine_ours": a.ours, "published": b.verdict if b else None,
-                         "published_ours": b.ours if b else ""})
+                         "published_ours": b.ours if b else "",
+                         "analogue": ours[key].decided_by == ANALOGUE_DECIDER})
     return rows
 
 
@@ -163,8 +165,9 @@ def render_against_published(rows: list[dict], published_dir: str) -> str:
     order = {"differs": 0, "unpublished": 1, "agrees": 2}
     for r in sorted(rows, key=lambda r: (order[r["status"]], r["claim_id"], r["variant"])):
         name = r["claim_id"] + (f" ({r['variant']})" if r["variant"] else "")
-        pub = LABELS[r["published"]] if r["published"] else "-"
+        pub = worded(r["published"], r["analogue"]) if r["published"] else "-"
         mark = "**differs**: " if r["status"] == "differs" else ""
-        cells = [name, r["profile"], mark + LABELS[r["mine"]], pub, r["mine_ours"], r["published_ours"] or "-"]
+        cells = [name, r["profile"], mark + worded(r["mine"], r["analogue"]), pub, r["mine_ours"],
+                 r["published_ours"] or "-"]
         out.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     return "\n".join(out) + "\n"

@@ -29,8 +29,8 @@ from harness.executors import make_executor
 from harness.profiles import UsageError, get_profile, parse_seeds
 from harness.seeding import VARY
 from harness.store import Store, StoreCorruptError
-from harness.verdict import LABELS, NOT_RUN
-from harness.verdicts import outcome_label
+from harness.verdict import NOT_RUN
+from harness.verdicts import outcome_label, worded
 
 STATE_KEY = pytest.StashKey["ClaimBench"]()
 ACTIVE_KEY = pytest.StashKey["contextlib.ExitStack"]()  # keeps the session's precision active
@@ -379,8 +379,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         for r in s.comparison:
             if r["status"] == "differs":
                 name = r["claim_id"] + (f"-{r['variant']}" if r["variant"] else "")
-                tr.write_line(f"  differs: {name}: yours {LABELS[r['mine']]} ({r['mine_ours']}), published "
-                              f"{LABELS[r['published']]} ({r['published_ours']})")
+                tr.write_line(f"  differs: {name}: yours {worded(r['mine'], r['analogue'])} ({r['mine_ours']}), "
+                              f"published {worded(r['published'], r['analogue'])} ({r['published_ours']})")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -28,13 +28,13 @@ from harness.decide import (run_index)
 from harness.profiles import PROFILES
 from harness.records import figure_from_dict, legend_line
 from harness.sections import seed_text, wall_seconds, md_table, precision_control_section, variance_section
-from harness.verdicts import (ANALOGUE_LABELS, PROFILE_ORDER, UNCONFIRMED, analogue_setting, is_analogue, parts_text,
-                              verdict_label, claim_rows, collect)
+from harness.verdicts import (PROFILE_ORDER, UNCONFIRMED, analogue_setting, is_analogue, parts_text,
+                              verdict_label, claim_rows, collect, worded)
 from harness.rulebook import HYPOTHESES, PRE_DATA, decision, stochastic_rows
 from harness.store import STORE_FILE, Store, StoreCorruptError
 from harness.summary import (export_files, export_rows, headline, learned, mark_past_range, outcome,
                              past_range_note, publishable, shorten)
-from harness.verdict import LABELS, NOT_RUN
+from harness.verdict import NOT_RUN
 from harness.version import DECISION_VERSION, mismatch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def _tally(rows: list[dict], analogue: bool) -> str:
         if rec.get("unconfirmed"):
             counts[UNCONFIRMED] += 1
         else:
-            counts[(ANALOGUE_LABELS if analogue else LABELS)[rec["verdict"]]] += 1
+            counts[worded(rec["verdict"], analogue)] += 1
     return ", ".join(f"{n} {label}" for label, n in counts.items()) or "none"
 
 
@@ -283,8 +283,8 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                                "today's decision code\n")
                     out.append(md_table(["earlier rule", "text hash", "its outcome on these runs", "replaced", "why"],
                                          [[e["rule"], e["rule_hash"],
-                                           LABELS[e["verdict"]] if e["verdict"] else "not re-derivable (not in the "
-                                                                                    "rule vocabulary)",
+                                           worded(e["verdict"], is_analogue(rec)) if e["verdict"]
+                                           else "not re-derivable (not in the rule vocabulary)",
                                            e.get("replaced", ""), e.get("reason", "")] for e in rec["earlier"]]) + "\n")
                 if rec.get("history"):
                     out.append("**verdict history** (every session's verdict at this profile, oldest first; decision "

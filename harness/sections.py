@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from harness import stability
 from harness.decide import frame, rule_for
-from harness.verdict import LABELS
+from harness.verdicts import worded
 
 
 def _cell(v) -> str:
@@ -55,7 +55,7 @@ def precision_control_section(rec: dict, runs: dict, profile: str) -> str:
             arms = {label: [fp32 if swap and r.get("run_id") == bf16["run_id"] else r
                             for i in ids if (r := runs.get(i))] for label, ids in (rec.get("arms") or {}).items()}
             d = rule_for(rec["claim_id"], rec.get("variant", ""), profile)
-            return LABELS[d.rule.decide(frame(arms), d.alpha).verdict]
+            return worded(d.rule.decide(frame(arms), d.alpha).verdict, bool(d.analogue))
         except Exception as e:  # noqa: BLE001 -- presentation only; say why it is missing
             return f"cannot be computed ({type(e).__name__})"
     head = (f"**precision control**: arm `{pc['arm']}` seed {pc['seed']} trained again in fp32 (no autocast, "

@@ -12,8 +12,8 @@ import os
 import re
 from pathlib import Path
 
-from harness.verdict import LABELS, NOT_REPRODUCED, NOT_RUN, REPRODUCED
-from harness.verdicts import ANALOGUE_LABELS
+from harness.verdict import NOT_REPRODUCED, NOT_RUN, REPRODUCED
+from harness.verdicts import worded
 
 EXPORT_FIELDS = ("claim_id", "variant", "profile", "verdict", "outcome", "decided_by", "identity", "rule_hash",
                  "decision_version", "alpha", "ours", "n", "seeds", "recorded_at")
@@ -85,10 +85,7 @@ def _number(text: str) -> float | None:
 
 
 def outcome(rec: dict, analogue: bool) -> str:
-    v = rec.get("verdict", NOT_RUN)
-    if analogue:
-        return ANALOGUE_LABELS[v]
-    return LABELS.get(v, v)
+    return worded(rec.get("verdict", NOT_RUN), analogue)
 
 
 def learned(rows: list[dict], setting) -> list[str]:

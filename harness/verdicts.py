@@ -31,17 +31,21 @@ def is_analogue(rec: dict) -> bool:
     return bool(analogue_setting(rec))
 
 
+def worded(verdict: str, analogue: bool) -> str:
+    """A verdict in words: an analogue's as the analogue's ("analogue failed"), never as a verdict on the posts'
+    number; the posts' rule's as "reproduced" / "not reproduced" / ... Every page and summary words them here."""
+    return (ANALOGUE_LABELS if analogue else LABELS).get(verdict, verdict)
+
+
 def outcome_label(rec: dict) -> str:
-    """A verdict record's outcome in words: an analogue's as the analogue's ("analogue failed"), never as a
-    verdict on the posts' number; the posts' rule's as "reproduced" / "not reproduced" / ..."""
-    return (ANALOGUE_LABELS if is_analogue(rec) else LABELS)[rec["verdict"]]
+    """A verdict record's outcome in words, by today's rule for its claim and profile."""
+    return worded(rec["verdict"], is_analogue(rec))
 
 
 def recorded_label(rec: dict) -> str:
     """A stored verdict record's outcome in words, by what decided it then (its own ``decided_by``), not by
     today's rule: an earlier analogue's verdict stays the analogue's in the history and in an unconfirmed row."""
-    labels = ANALOGUE_LABELS if rec.get("decided_by") == ANALOGUE_DECIDER else LABELS
-    return labels.get(rec["verdict"], rec["verdict"])
+    return worded(rec["verdict"], rec.get("decided_by") == ANALOGUE_DECIDER)
 
 
 def labelled_history(records: list[dict], claim_id: str, variant: str, profile: str) -> list[dict]:
@@ -58,7 +62,7 @@ def verdict_label(rec: dict) -> str:
         seeds = ", exploratory seeds" if rec.get("exploratory", True) else ""
         return (f"{UNCONFIRMED} under the current rule (latest, decision v{record_version(rec)}{seeds}: "
                 f"{recorded_label(rec)})")
-    label = (ANALOGUE_LABELS if is_analogue(rec) else LABELS)[rec["verdict"]]
+    label = outcome_label(rec)
     if rec["verdict"] == NOT_RUN and rec.get("not_run_reason"):
         label += f" ({rec['not_run_reason']})"
     return label

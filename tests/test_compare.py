@@ -12,7 +12,10 @@ def test_a_flip_between_two_stores_is_found_and_fails_the_exit_status(tmp_path, 
     decided(b, "ltfn8_mnist_vgg_979_vs_973", {"vgg": vgg, "convnet": [{"test_acc": 0.99 + i / 1000} for i in range(5)]})
     assert compare.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 1
     out = capsys.readouterr().out
-    assert "FLIP  ltfn8_mnist_vgg_979_vs_973 [cpu]: reproduced -> not reproduced" in out
+    assert "FLIP  ltfn8_mnist_vgg_979_vs_973 [cpu]: analogue held -> analogue failed" in out  # cpu: an analogue
+    rows = compare.against_published(b.records(), a.records())
+    page = compare.render_against_published(rows, "reports/")
+    assert "| **differs**: analogue failed | analogue held |" in page and "| reproduced" not in page
     assert compare.main([str(tmp_path / "a"), str(tmp_path / "a")]) == 0
     assert "0 verdict(s) flipped" in capsys.readouterr().out
 

@@ -322,3 +322,17 @@ def test_an_interval_end_past_0_or_100_percent_is_marked_and_explained():
     if index.exists():  # the published index explains the mark wherever it shows one
         text = index.read_text()
         assert PAST_RANGE not in text or "outside 0-100%" in text
+
+
+def test_the_precision_control_words_an_analogue_s_outcome_as_the_analogue_s(tmp_path):
+    from harness.sections import precision_control_section
+
+    store = Store(tmp_path / "store")
+    rec = decided(store, "ltfn8_mnist_vgg_979_vs_973", {"vgg": [{"test_acc": 0.98 + i / 1000} for i in range(5)],
+                                                        "convnet": [{"test_acc": 0.95 + i / 1000} for i in range(5)]})
+    runs = {r["run_id"]: r for r in store.records() if r["kind"] == "run"}
+    twin = rec["arms"]["vgg"][0]
+    runs["fp32"] = dict(runs[twin], run_id="fp32", metrics={"test_acc": 0.9805})
+    text = precision_control_section(dict(rec, precision_control={"arm": "vgg", "seed": 1, "fp32_run": "fp32",
+                                                                  "bf16_run": twin}), runs, "cpu")
+    assert "The rule gives **analogue held** on the bf16 runs and **analogue held** with the fp32 run" in text
