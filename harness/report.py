@@ -32,7 +32,7 @@ from harness.verdicts import (PROFILE_ORDER, UNCONFIRMED, analogue_setting, is_a
                               verdict_label, claim_rows, collect, worded)
 from harness.rulebook import HYPOTHESES, PRE_DATA, decision, stochastic_rows
 from harness.store import STORE_FILE, Store, StoreCorruptError
-from harness.summary import (export_files, export_rows, headline, learned, mark_past_range, outcome,
+from harness.summary import (export_files, export_rows, headline, learned, mark_past_range,
                              past_range_note, publishable, shorten)
 from harness.verdict import NOT_RUN
 from harness.version import DECISION_VERSION, mismatch
@@ -158,7 +158,7 @@ def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, 
                 link = f"[{c.id}]({c.family}.md#{_slug(c.id)})"
                 tag = f" [{rec['label']}]" if rec.get("label") else ""
                 verdict = ("not yet confirmed" if rec.get("unconfirmed")
-                           else outcome(rec, is_analogue(rec))) + tag
+                           else worded(rec.get("verdict", NOT_RUN), is_analogue(rec))) + tag
                 if rec.get("earlier"):
                     verdict += " (rule revised)"
                 table.append([link, shorten(c.posts_value, 24), headline(rec), verdict])

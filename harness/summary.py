@@ -84,10 +84,6 @@ def _number(text: str) -> float | None:
         return None
 
 
-def outcome(rec: dict, analogue: bool) -> str:
-    return worded(rec.get("verdict", NOT_RUN), analogue)
-
-
 def learned(rows: list[dict], setting) -> list[str]:
     """Bullets generated from the decided rows of a profile: what held, what did not, what stays open. An
     analogue's bullet names its setting (``setting(rec)``: what it changes against the posts, '' for the posts'
@@ -117,7 +113,7 @@ def export_rows(by_profile: dict[str, dict], is_analogue) -> list[dict]:
     for profile, recs in by_profile.items():
         for (cid, var), rec in sorted(recs.items()):
             ana = bool(rec.get("arms")) and is_analogue(rec)
-            status = "not yet confirmed" if rec.get("unconfirmed") else outcome(rec, ana)
+            status = "not yet confirmed" if rec.get("unconfirmed") else worded(rec.get("verdict", NOT_RUN), ana)
             seeds = rec.get("seeds") or []
             rows.append({"claim_id": cid, "variant": var, "profile": profile, "verdict": rec.get("verdict"),
                          "outcome": status, "decided_by": rec.get("decided_by", ""),

@@ -48,13 +48,12 @@ def recorded_label(rec: dict) -> str:
     return worded(rec["verdict"], rec.get("decided_by") == ANALOGUE_DECIDER)
 
 
-def labelled_history(records: list[dict], claim_id: str, variant: str, profile: str) -> list[dict]:
-    """``decide.history`` with each row's outcome in words (``recorded_label`` of the record it came from)."""
-    mine = {r.get("recorded_at", ""): r for r in records
-            if r.get("kind") == "verdict" and r.get("claim_id") == claim_id and r.get("variant", "") == variant
-            and r.get("profile") == profile}
-    return [dict(h, outcome=recorded_label({**mine.get(h["recorded_at"], {}), "verdict": h["verdict"]}))
-            for h in history(records, claim_id, variant, profile)]
+def labelled_history(mine: list[dict], claim_id: str, variant: str, profile: str) -> list[dict]:
+    """``decide.history`` with each row's outcome in words (``recorded_label`` of the record it came from).
+    ``mine``: the claim's own verdict records at the profile, oldest first (``collect`` groups them once)."""
+    by_time = {r.get("recorded_at", ""): r for r in mine}
+    return [dict(h, outcome=recorded_label({**by_time.get(h["recorded_at"], {}), "verdict": h["verdict"]}))
+            for h in history(mine, claim_id, variant, profile)]
 
 
 def verdict_label(rec: dict) -> str:
@@ -83,10 +82,12 @@ def collect(records: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
     out: dict[str, dict[tuple[str, str], dict]] = {}
     decided: dict[tuple[str, str, str], dict] = {}
     attempt: dict[tuple[str, str, str], dict] = {}
+    own: dict[tuple[str, str, str], list[dict]] = {}  # each claim's verdict records, oldest first
     for r in records:
         if r.get("kind") != "verdict":
             continue
         key = (r["profile"], r["claim_id"], r.get("variant", ""))
+        own.setdefault(key, []).append(r)
         if r.get("arms"):
             decided[key] = r
             attempt.pop(key, None)
@@ -110,7 +111,7 @@ def collect(records: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
             if profile == "smoke":
                 row["verdict"], row["not_run_reason"] = NOT_RUN, "profile"
             row["attempt"] = attempt.get((p, cid, var))
-            row["history"] = labelled_history(records, cid, var, profile) if profile != "smoke" else []
+            row["history"] = labelled_history(own[(p, cid, var)], cid, var, profile) if profile != "smoke" else []
             rows[(cid, var)] = row
         for (p, cid, var), rec in attempt.items():
             if p == profile and (cid, var) not in rows:
