@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness import recipe as R
 from fixtures import fastai as FA
+from fixtures.backbones import bf16_pays_on_cpu
 from fixtures.circles import RENDER_VERSION, counting_dataset
 from harness.device import prepare_model
 from harness.estimate import estimate, train_flops_per_image
@@ -47,6 +48,9 @@ class CountingScale(Scale):
     noise_images: int
     pixel_images: int  # images per count for the pixel counter
     oor_per_count: int  # out-of-range images per count (the regression head)
+
+    def cpu_bf16(self) -> bool:
+        return bf16_pays_on_cpu(self.arch)
 
 
 SCALE = {

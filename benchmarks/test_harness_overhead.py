@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from fixtures.models import make_convnet4
+from harness.device import channels_last
 from harness.train import TrainConfig, train
 
 STEPS, BATCH = 20, 64
@@ -28,6 +29,9 @@ def _setup():
 
 
 def _bare(model, opt, x, y, _g):
+    if channels_last(x.device):  # the layout the harness trains in (NHWC in a session, CPU included)
+        model.to(memory_format=torch.channels_last)  # in place: the optimiser keeps its parameters
+        x = x.contiguous(memory_format=torch.channels_last)
     n = x.shape[0]
     for k in range(STEPS):
         start = (k * BATCH) % (n - BATCH)
@@ -54,7 +58,7 @@ def test_train_step(benchmark, loop):
 
 def test_harness_loop_matches_bare_loop():
     """The instrument trains what a bare loop trains: same steps, same parameters afterwards (float32,
-    same op order), so the timing comparison above compares like with like."""
+    same layout, same op order), so the timing comparison above compares like with like."""
     from harness.device import precision_override
 
     a, opt_a, x, y, g = _setup()

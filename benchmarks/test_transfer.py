@@ -31,6 +31,7 @@ import torch
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness import recipe as R
 from fixtures import fastai as FA
+from fixtures.backbones import bf16_pays_on_cpu
 from fixtures.data import DataCorrupt, DataUnavailable
 from fixtures.folders import fetch_posts_folder, load_image_folder
 from harness import stats
@@ -54,6 +55,9 @@ class TransferScale(Scale):
     ep1: int  # epochs of stage 1 (body frozen when pretrained)
     ep2: int  # epochs of stage 2 (unfrozen)
     lr_find_it: int  # LR-finder iterations
+
+    def cpu_bf16(self) -> bool:
+        return bf16_pays_on_cpu(self.arch)
 
 
 SCALE = {

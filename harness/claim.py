@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, NoReturn
@@ -21,7 +21,7 @@ from harness.claims import Case
 from harness import decide as D
 from harness.device import Precision, environment, environment_hash, precision_override, threads_per_worker
 from harness.executors import PendingRun, RemoteContext, WorkerSetup
-from harness.profiles import Budget, seeds_for
+from harness.profiles import Budget, Scale, seeds_for
 from harness.records import Figure, Ref, Table, as_stored
 from harness.rulebook import decision
 from harness.rules import NotDecided
@@ -118,6 +118,8 @@ class ClaimBench:
         seeds = self.seeds if self.seeds is not None else D.confirmatory_seeds(case.claim_id, self.profile.name,
                                                                                budget.seeds)
         ctx = ClaimContext(self, case, budget, seeds_for(budget, seeds))
+        if ctx.numerics != self.precision:
+            ctx.announce(f"trains in {ctx.numerics.mode} ({ctx.numerics.note})")
         if budget.needs_cuda and self.device.type != "cuda":
             ctx.not_run("device", f"the {self.profile.name} profile of this claim needs CUDA; "
                                   f"running on {self.device_name}")
@@ -152,6 +154,19 @@ class ClaimContext:
     def vary(self) -> str:
         return self.bench.vary
 
+    @property
+    def numerics(self) -> Precision:
+        """The precision this claim trains at: the session's, except that where ``--precision auto`` chose bf16 on
+        a CPU and the claim's network is slower in bf16 there (``Scale.cpu_bf16``: EfficientNet-Lite0's
+        depthwise convolutions), fp32 (the posts' numerics, and faster). An explicit ``--precision bf16`` is
+        kept; on CUDA bf16 is kept."""
+        p = self.bench.precision
+        settings = self.budget.settings
+        if (getattr(p, "auto", False) and self.device.type == "cpu" and p.on(self.device) == "bf16"
+                and isinstance(settings, Scale) and not settings.cpu_bf16()):
+            return replace(p, mode="fp32", note="auto: fp32 for this network, slower in bf16 on the CPU")
+        return p
+
     def run(self, arm: str, seed: int, fn: Callable[[], dict], config: dict | None = None,
             experiment: str | None = None) -> dict:
         """One stored, resumable run of an arm with a seed; ``fn`` returns the result fields.
@@ -164,7 +179,8 @@ class ClaimContext:
         call = self._call(arm, seed, fn, config, experiment)
         ex = self.bench.executor
         if ex is None or ex.name == "inline":
-            out = self.bench.store.run(**call)
+            with self.numerics.activate():
+                out = self.bench.store.run(**call)
             self._calls[out["run_id"]] = call
             self._count(out)
             return out
@@ -172,7 +188,7 @@ class ClaimContext:
         remote = {k: v for k, v in call.items() if k != "session"}
         remote["ctx"] = self  # pickled as a RemoteContext, the same object the run's function closes over
         threads = threads_per_worker(getattr(ex, "workers", 1)) if self.device.type == "cpu" else None
-        numerics = self.bench.precision
+        numerics = self.numerics
         setup = WorkerSetup(numerics.on(self.device), numerics.deterministic, self.device.type, threads)
 
         def done(pending, rec):
@@ -201,6 +217,10 @@ class ClaimContext:
         environment has not finished are trained together by ``train_many(seeds) -> {seed: result}``. Each
         is stored as its own run (resume, locks and records as for :meth:`run`); ``train_one(seed)`` is the
         run-by-run function, kept for the run's fp32 control twin."""
+        with self.numerics.activate():
+            return self._run_group(arm, seeds, train_many, config, experiment, train_one)
+
+    def _run_group(self, arm, seeds, train_many, config, experiment, train_one) -> list[dict]:
         store = self.bench.store
         calls = {seed: self._call(arm, seed, train_one(seed), config, experiment) for seed in seeds}
         todo = [seed for seed in seeds if not store.is_finished(**calls[seed])]
@@ -244,7 +264,7 @@ class ClaimContext:
         """Under bf16, the first claim a family decides in a session gets one fp32 control seed: its first
         arm's first run trained again at fp32 (stored with its own environment and role, never deciding)."""
         family = self.claim.family
-        if self.bench.precision.on(self.device) != "bf16" or family in self.bench.controlled_families:
+        if self.numerics.on(self.device) != "bf16" or family in self.bench.controlled_families:
             return None
         for label, runs in arms.items():
             for r in runs:
@@ -257,6 +277,10 @@ class ClaimContext:
                 return {"arm": label, "seed": r["seed"], "bf16_run": r["run_id"], "fp32_run": twin["run_id"]}
         return None
 
+    def _env_hash(self) -> str:
+        with self.numerics.activate():
+            return environment_hash(environment(self.bench.device_name))
+
     def announce(self, message: str) -> None:
         """A line on the terminal now (not captured), e.g. the estimated cost before a long claim."""
         self.bench.announce(f"[{self.case}] {message}")
@@ -264,7 +288,7 @@ class ClaimContext:
     def _deviation(self) -> str:
         """The budget's departure from the posts, plus what the device adds (bf16 autocast on CUDA)."""
         extra = ("trained under bf16 autocast with channels_last convolutions (the posts: fp32; one fp32 control "
-                 "seed per family is shown on its page)" if self.bench.precision.on(self.device) == "bf16" else "")
+                 "seed per family is shown on its page)" if self.numerics.on(self.device) == "bf16" else "")
         return "; ".join(x for x in (self.budget.deviation, extra) if x)
 
     def rule_refs(self, metric: str, scale: float = 1.0, unit: str = "") -> list[Ref]:
@@ -345,7 +369,7 @@ class ClaimContext:
             "posts_value": claim.posts_value, "seeds": list(self.seeds), "device": str(self.device),
             "device_name": self.bench.device_name, "deviation": self._deviation(),
             "budget": self.budget.as_config(), "tables": tables, "figures": figures, "notes": notes,
-            "env_hash": environment_hash(environment(self.bench.device_name)),
+            "env_hash": self._env_hash(),
             "code": {"commit": git["commit"], "dirty": git["dirty"]}, "recorded_at": now_utc(),
         }
         self.bench.store.append(rec)

@@ -57,6 +57,7 @@ def device_name(device: torch.device) -> str:
 
 PRECISIONS = ("auto", "fp32", "bf16")
 UNCHOSEN = "default (bf16 on CUDA, fp32 on the CPU)"  # recorded where no session chose a precision
+FP32_CHANNELS_LAST = "fp32 channels_last"  # a chosen fp32's environment field (CUDA and CPU alike)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Precision:
     mode: str = ""  # "fp32" | "bf16"; "" = none chosen
     note: str = ""  # how "auto" chose it, for the terminal header
     deterministic: bool = False  # --deterministic (the torch flags themselves: ``set_deterministic``)
+    auto: bool = False  # chosen by ``--precision auto`` (a claim may then keep fp32: ``ClaimContext.numerics``)
 
     def on(self, device: torch.device | None) -> str:
         """The mode used on ``device``: the chosen one, else the default for the device."""
@@ -78,7 +80,11 @@ class Precision:
         return "bf16" if device is not None and device.type == "cuda" else "fp32"
 
     def recorded(self) -> str:
-        """The precision field of a run's environment."""
+        """The precision field of a run's environment. A chosen fp32 says its layout: since 2026-12-02 it trains
+        in channels_last on the CPU too (before: NCHW there, recorded as plain "fp32"), so runs of the two
+        layouts never resume as each other."""
+        if self.mode == "fp32":
+            return FP32_CHANNELS_LAST
         return self.mode or UNCHOSEN
 
     @contextlib.contextmanager
@@ -119,7 +125,7 @@ def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
 
 def resolve_precision(spec: str | None, device: torch.device, default: str = "auto",
                       deterministic: bool = False) -> Precision:
-    """Resolve ``--precision``: fp32, bf16 (autocast, with channels_last convolutions), or auto = bf16 where the
+    """Resolve ``--precision``: fp32 or bf16 (autocast), both with channels_last convolutions, or auto = bf16 where the
     hardware has it: on CUDA, and on a CPU that reports bf16 instructions (avx512_bf16 or amx_bf16); fp32
     elsewhere, where bf16 is emulated and slower. Decided by capability, never by a timing a loaded machine
     could flip. Not given: the profile's ``default`` (smoke: fp32; cpu, full: auto). The note says how auto
@@ -136,7 +142,7 @@ def resolve_precision(spec: str | None, device: torch.device, default: str = "au
             spec = "bf16" if flags else "fp32"
             note = (f"auto: this CPU has {', '.join(flags)}" if flags else
                     "auto: this CPU has no bf16 instructions (bf16 would be emulated); --precision bf16 forces it")
-    return Precision(spec, note, deterministic)
+    return Precision(spec, note, deterministic, auto=bool(note))
 
 
 @contextlib.contextmanager
@@ -185,8 +191,12 @@ def autocast(device: torch.device) -> ContextManager:
 
 
 def channels_last(device: torch.device) -> bool:
-    """NHWC convolutions: on CUDA (tensor cores) and wherever bf16 runs (oneDNN's fast path on the CPU)."""
-    return device.type == "cuda" or precision(device) == "bf16"
+    """NHWC convolutions: on CUDA (tensor cores), and on the CPU at whichever precision a session chose: oneDNN's
+    NHWC kernels were faster than NCHW in fp32 too on every CPU measured (a 2-core Xeon with amx_bf16: ms per
+    step 625 -> 346 for EfficientNet-Lite0, 39.4 -> 26.7 for the ConvNet; two AMD EPYCs: 15.0 -> 11.5 for the
+    ConvNet, 0.97 -> 0.83 s for Lite0; ``benchmarks/test_speed.py``). Outside a session (no precision chosen:
+    unit tests, bare loops) the CPU keeps PyTorch's default NCHW."""
+    return device.type == "cuda" or bool(active_precision().mode)
 
 
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:

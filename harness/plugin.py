@@ -52,8 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--device", default=None, help="auto | cpu | cuda | cuda:N (env CLAIMBENCH_DEVICE)")
     g.addoption("--precision", default=None,
                 help="fp32 | bf16 | auto (env CLAIMBENCH_PRECISION; default: fp32 at the smoke profile, auto "
-                     "otherwise; auto: bf16 autocast with channels_last on CUDA, and on the CPU only where a short "
-                     "measurement at start shows it at least 1.15x faster than fp32). Under bf16 each family "
+                     "otherwise; auto: bf16 autocast on CUDA and on a CPU with bf16 instructions (avx512_bf16, "
+                     "amx_bf16), fp32 elsewhere; both train in channels_last). Under bf16 each family "
                      "also trains one fp32 control seed, shown beside the bf16 seeds")
     g.addoption("--deterministic", action="store_true", default=None,
                 help="deterministic algorithms (cuBLAS workspace, no cuDNN autotuning) for audits; slower on CUDA "

@@ -98,6 +98,12 @@ class Scale:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def cpu_bf16(self) -> bool:
+        """Whether bf16 autocast pays for this scale's network on a CPU that runs bf16 natively. Where it does
+        not, ``--precision auto`` trains the claim in fp32 there (``ClaimContext.numerics``): the posts'
+        numerics, and the faster choice. A family whose network is slower in bf16 overrides this."""
+        return True
+
 
 @dataclass(frozen=True)
 class Budget:

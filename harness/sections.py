@@ -58,8 +58,10 @@ def precision_control_section(rec: dict, runs: dict, profile: str) -> str:
             return worded(d.rule.decide(frame(arms), d.alpha).verdict, bool(d.analogue))
         except Exception as e:  # noqa: BLE001 -- presentation only; say why it is missing
             return f"cannot be computed ({type(e).__name__})"
+    layout = ("channels_last memory like its twin" if "channels_last" in str((fp32.get("env") or {}).get("precision"))
+              else "contiguous memory")
     head = (f"**precision control**: arm `{pc['arm']}` seed {pc['seed']} trained again in fp32 (no autocast, "
-            f"contiguous memory), same seed, config and data order. The rule gives **{outcome(False)}** on the bf16 "
+            f"{layout}), same seed, config and data order. The rule gives **{outcome(False)}** on the bf16 "
             f"runs and **{outcome(True)}** with the fp32 run in place of its bf16 twin\n")
     return head + "\n" + md_table(["metric", "fp32 control", "bf16, same seed", "bf16 seeds of the arm",
                                      "|fp32 - bf16| in bf16 seed sds"], rows) + "\n"

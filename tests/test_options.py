@@ -1,4 +1,5 @@
 """Option parsing: profiles, seeds, devices and claim ids; bad values are usage errors listing valid ones."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -152,9 +153,12 @@ def test_precision_is_a_choice_recorded_with_every_run(tmp_path, monkeypatch):
     with native.activate():
         assert dev.autocast(cpu).fast_dtype == torch.bfloat16 and dev.channels_last(cpu)
         bf16 = run()
+    with dev.Precision().activate():  # none chosen (outside a session): PyTorch's default layout on the CPU
+        assert not dev.channels_last(cpu)
     with dev.Precision("fp32").activate():
+        assert dev.channels_last(cpu) and isinstance(dev.autocast(cpu), contextlib.nullcontext)
         fp32 = run()
-    assert calls == [1, 1] and bf16["env"]["precision"] == "bf16" and fp32["env"]["precision"] == "fp32"
+    assert calls == [1, 1] and bf16["env"]["precision"] == "bf16" and fp32["env"]["precision"] == "fp32 channels_last"
     with native.activate():
         session = {}
         again = run(session)
@@ -242,3 +246,31 @@ def test_every_option_and_its_environment_variable_is_in_the_guide():
     assert len(options) >= 20
     assert [o for o in options if f"`{o}" not in guide] == []
     assert sorted(e for e in set(re.findall(r"CLAIMBENCH_[A-Z_]+", src)) if e not in guide) == []
+
+
+def test_auto_keeps_fp32_for_a_network_slower_in_bf16_on_the_cpu():
+    """Where ``--precision auto`` chose bf16 on a CPU, a claim whose network is slower in bf16 there (Lite0's
+    depthwise convolutions) trains in fp32 and records so; an explicit bf16, CUDA and other networks keep bf16."""
+    from types import SimpleNamespace
+
+    from benchmarks import counting, test_transfer
+    from harness import device as dev
+    from harness.claim import ClaimContext
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+
+    def numerics(precision, device, settings):
+        bench = SimpleNamespace(precision=precision, device=device)
+        return ClaimContext(bench, case=None, budget=Budget(settings=settings), seeds=(0,)).numerics
+
+    auto = dev.Precision("bf16", "auto: this CPU has amx_bf16", auto=True)
+    for lite0 in (test_transfer.PRETRAINED["cpu"], counting.PRETRAINED["cpu"]):
+        kept = numerics(auto, cpu, lite0)
+        assert kept.mode == "fp32" and kept.auto and "slower in bf16" in kept.note
+        with kept.activate():
+            assert dev.environment("CPU")["precision"] == "fp32 channels_last" and dev.channels_last(cpu)
+        assert numerics(dev.Precision("bf16"), cpu, lite0).mode == "bf16"  # asked for by name: kept
+        assert numerics(auto, cuda, lite0) is auto
+    assert numerics(auto, cpu, test_transfer.SCALE["cpu"]) is auto  # the from-scratch ResNet-10 gains from bf16
+    assert numerics(auto, cpu, {"arch": "efficientnet_lite0"}) is auto  # a plain mapping declares nothing
+    assert dev.resolve_precision("auto", cpu).auto and not dev.resolve_precision("bf16", cpu).auto

@@ -234,7 +234,8 @@ def test_bf16_session_trains_one_fp32_control_seed_per_family(tmp_path):
     runs = [x for x in recs if x["kind"] == "run"]
     controls = [x for x in runs if x.get("role") == "precision-control"]
     assert len(runs) == 7 and len(controls) == 1  # 3 variants x 2 seeds + one control for the family
-    assert controls[0]["env"]["precision"] == "fp32" and {x["env"]["precision"] for x in runs} == {"fp32", "bf16"}
+    fp32 = "fp32 channels_last"  # the control differs from its twin in precision only, not in layout
+    assert controls[0]["env"]["precision"] == fp32 and {x["env"]["precision"] for x in runs} == {fp32, "bf16"}
     decided = [v for v in recs if v["kind"] == "verdict" and v.get("precision_control")]
     assert len(decided) == 1
     pc = decided[0]["precision_control"]
@@ -242,6 +243,7 @@ def test_bf16_session_trains_one_fp32_control_seed_per_family(tmp_path):
     assert pc["bf16_run"] in decided[0]["arms"]["arm"]
     page = (tmp_path / "rep" / "params.md").read_text()
     assert "**precision control**" in page and "fp32 control" in page
+    assert "(no autocast, channels_last memory like its twin)" in page
     assert "one fp32 control seed per family" in page  # declared in the deviation
 
 

@@ -128,8 +128,8 @@ def test_full_profile_estimates_per_family_on_the_detected_device():
 @pytest.mark.parametrize("mode", ["fp32", "bf16"])
 def test_every_pass_of_a_run_uses_the_sessions_precision_and_layout(mode):
     """Training, evaluation, the LR finder and the posts' flawed evaluation all run the convolutions at the
-    session's precision and, under bf16, in channels_last (before, the LR finder and the flawed evaluation
-    ran fp32 NCHW inside bf16 runs)."""
+    session's precision and in channels_last, fp32 included (before, the LR finder and the flawed evaluation
+    ran fp32 NCHW inside bf16 runs, and fp32 sessions trained NCHW on the CPU)."""
     from fixtures.models import make_convnet4
     from harness import recipe as R
     from fixtures import fastai as FA
@@ -143,7 +143,7 @@ def test_every_pass_of_a_run_uses_the_sessions_precision_and_layout(mode):
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(40, 1, 28, 28, generator=g), torch.randint(0, 10, (40,), generator=g)
-    want = (torch.bfloat16, True) if mode == "bf16" else (torch.float32, False)
+    want = (torch.bfloat16, True) if mode == "bf16" else (torch.float32, True)
     with precision_override(mode):
         model = make_convnet4(width=0.125)
         model.convs()[1].register_forward_hook(hook)
