@@ -19,7 +19,8 @@ import torch
 
 from harness.claims import Case
 from harness import decide as D
-from harness.device import Precision, environment, environment_hash, precision_override, threads_per_worker
+from harness.device import (Precision, active_precision, environment, environment_hash, precision_override,
+                            threads_per_worker)
 from harness.executors import PendingRun, RemoteContext, WorkerSetup
 from harness.profiles import Budget, Scale, seeds_for
 from harness.records import Figure, Ref, Table, as_stored
@@ -160,8 +161,10 @@ class ClaimContext:
         a CPU and the claim's network is slower in bf16 there (``Scale.cpu_bf16``: EfficientNet-Lite0's
         depthwise convolutions), fp32 (the posts' numerics, and faster). An explicit ``--precision bf16`` is
         kept; on CUDA bf16 is kept."""
-        p = self.bench.precision
-        settings = self.budget.settings
+        p = getattr(self.bench, "precision", None)
+        if p is None:  # a stand-in bench without a session (a test's): whatever precision is active
+            return active_precision()
+        settings = getattr(self.budget, "settings", None)
         if (getattr(p, "auto", False) and self.device.type == "cpu" and p.on(self.device) == "bf16"
                 and isinstance(settings, Scale) and not settings.cpu_bf16()):
             return replace(p, mode="fp32", note="auto: fp32 for this network, slower in bf16 on the CPU")
