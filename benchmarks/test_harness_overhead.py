@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from fixtures.models import make_convnet4
-from harness.device import channels_last
-from harness.train import TrainConfig, train
+from harness.device import prepare_model
+from harness.train import TrainConfig, as_batch, train
 
 STEPS, BATCH = 20, 64
 
@@ -29,9 +29,8 @@ def _setup():
 
 
 def _bare(model, opt, x, y, _g):
-    if channels_last(x.device):  # the layout the harness trains in (NHWC in a session, CPU included)
-        model.to(memory_format=torch.channels_last)  # in place: the optimiser keeps its parameters
-        x = x.contiguous(memory_format=torch.channels_last)
+    prepare_model(model, x.device)  # the layout the harness trains in; in place: the optimiser keeps its parameters
+    x = as_batch(x, x.device)
     n = x.shape[0]
     for k in range(STEPS):
         start = (k * BATCH) % (n - BATCH)

@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from harness import stability
 from harness.decide import frame, rule_for
+from harness.device import FP32_CHANNELS_LAST
 from harness.verdicts import worded
 
 
@@ -58,7 +59,7 @@ def precision_control_section(rec: dict, runs: dict, profile: str) -> str:
             return worded(d.rule.decide(frame(arms), d.alpha).verdict, bool(d.analogue))
         except Exception as e:  # noqa: BLE001 -- presentation only; say why it is missing
             return f"cannot be computed ({type(e).__name__})"
-    layout = ("channels_last memory like its twin" if "channels_last" in str((fp32.get("env") or {}).get("precision"))
+    layout = ("channels_last memory like its twin" if (fp32.get("env") or {}).get("precision") == FP32_CHANNELS_LAST
               else "contiguous memory")
     head = (f"**precision control**: arm `{pc['arm']}` seed {pc['seed']} trained again in fp32 (no autocast, "
             f"{layout}), same seed, config and data order. The rule gives **{outcome(False)}** on the bf16 "
