@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness import recipe as R
 from fixtures import fastai as FA
-from fixtures.backbones import bf16_pays_on_cpu
+from fixtures.backbones import RecipeScale
 from fixtures.circles import RENDER_VERSION, counting_dataset
 from harness.device import prepare_model
 from harness.estimate import estimate, train_flops_per_image
-from harness.profiles import Budget, Scale
+from harness.profiles import Budget
 from harness.seeding import seed_all
 from harness.claim import ClaimContext
 from harness.records import Images, images_figure
@@ -32,10 +32,9 @@ OUT_OF_RANGE = (43, 44, 50, 51)
 
 
 @dataclass(frozen=True)
-class CountingScale(Scale):
+class CountingScale(RecipeScale):
     """The counting family's knobs."""
 
-    arch: str  # the network fastai's recipe builds ("resnet34" with ImageNet weights)
     width: float
     size: int  # shorter image side in px (rendered at 432x288, then resized)
     bs: int
@@ -48,9 +47,6 @@ class CountingScale(Scale):
     noise_images: int
     pixel_images: int  # images per count for the pixel counter
     oor_per_count: int  # out-of-range images per count (the regression head)
-
-    def cpu_bf16(self) -> bool:
-        return bf16_pays_on_cpu(self.arch)
 
 
 SCALE = {

@@ -31,33 +31,29 @@ import torch
 from harness.rulebook import METRIC_DEFS, metric_def
 from harness import recipe as R
 from fixtures import fastai as FA
-from fixtures.backbones import bf16_pays_on_cpu
+from fixtures.backbones import RecipeScale
 from fixtures.data import DataCorrupt, DataUnavailable
 from fixtures.folders import fetch_posts_folder, load_image_folder
 from harness import stats
 from harness.claims import Case
 from harness.device import prepare_model
 from harness.memo import session_cached
-from harness.profiles import Budget, Scale
+from harness.profiles import Budget
 from harness.seeding import seed_all, source_seed
 from harness.claim import ClaimBench, ClaimContext, run_case
 from harness.records import Images, Lines, Table, accuracy_curves, epoch_table, images_figure, lr_finder_figure
 
 LR_WINDOW = metric_def("lr_falling_share", "window")  # where the LR finder's falling share is read
 @dataclass(frozen=True)
-class TransferScale(Scale):
+class TransferScale(RecipeScale):
     """The transfer family's knobs."""
 
-    arch: str  # the network fastai's recipe builds (a backbone of ``fixtures.backbones`` when pretrained)
     width: float
     size: int  # image side in px
     bs: int
     ep1: int  # epochs of stage 1 (body frozen when pretrained)
     ep2: int  # epochs of stage 2 (unfrozen)
     lr_find_it: int  # LR-finder iterations
-
-    def cpu_bf16(self) -> bool:
-        return bf16_pays_on_cpu(self.arch)
 
 
 SCALE = {
