@@ -184,3 +184,27 @@ def test_training_step_by_precision_and_layout(benchmark, mode, model, claimbenc
 
     benchmark.pedantic(step, rounds=10, iterations=1, warmup_rounds=2)
     benchmark.extra_info["images_per_step"] = bs
+
+
+@pytest.mark.benchmark(group="counting_batch")
+@pytest.mark.parametrize("kind", ["center", "dihedral", "default"])
+def test_counting_batch_pipeline(benchmark, kind, claimbench):
+    """One batch of the counting runs' input pipeline (window crop, augmentation, normalisation) at the cpu
+    profile's ResNet-10 size: 64 images of 96x144 px cropped to 96x96, from a bank of 4,000 (Part II's
+    per-seed dataset). Compare with the ResNet-10 rows of ``training_step_precision`` (docs/guide.md, *Speed*,
+    has both measured before and after the crop became one gather)."""
+    device = claimbench.device
+    g = torch.Generator().manual_seed(0)
+    canvas = torch.randint(0, 256, (4000, 3, 96, 144), dtype=torch.uint8, generator=g)
+    bank = FA.ImageBank(canvas, torch.tensor([[96, 144]] * 4000), 96).to(device)
+    pipe = FA.Pipeline(bank, kind)
+    idx = torch.randint(0, 4000, (64,), generator=g).to(device)
+
+    def batch():
+        out = pipe(idx, g)
+        synchronize(device)
+        return out
+
+    out = benchmark.pedantic(batch, rounds=20, iterations=1, warmup_rounds=2)
+    assert out.shape == (64, 3, 96, 96) and torch.isfinite(out).all()
+    benchmark.extra_info["images_per_batch"] = 64

@@ -132,6 +132,26 @@ def test_training_transforms_are_seeded(kind):
     assert torch.equal(a, b) and not torch.equal(a, c) and a.shape == (6, 3, 32, 32)
 
 
+def test_crop_equals_fastais_window_per_image_in_channels_last():
+    """The gather is crop_pad's window (rows int((h - s) * row_pct) on, columns likewise) of each image, on a
+    canvas of images of several sizes, as float in [0, 1] laid out channels_last (as the pipeline has always
+    handed batches on, so every later step sees the same tensor)."""
+    bank = _bank()
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, len(bank), (40,), generator=g)
+    row, col = torch.rand(40, generator=g), torch.rand(40, generator=g)
+    s = bank.size
+    want, offsets = [], set()
+    for i, rp, cp in zip(idx.tolist(), row, col):
+        h, w = bank.hw[i].tolist()
+        r, c = int((h - s) * rp), int((w - s) * cp)
+        want.append(bank.canvas[i, :, r:r + s, c:c + s].float() / 255)
+        offsets.add((h, w, r, c))
+    x = FA.crop_at(bank, idx, row, col)
+    assert torch.equal(x, torch.stack(want)) and x.is_contiguous(memory_format=torch.channels_last)
+    assert len(offsets) > 10 and {o[:2] for o in offsets} == {(32, 48), (51, 32), (32, 32)}
+
+
 def test_dihedral_gives_the_eight_symmetries():
     x = torch.arange(16.).view(1, 1, 4, 4).repeat(8, 1, 1, 1)
     out = FA.dihedral(x, torch.arange(8))
