@@ -152,6 +152,28 @@ def test_crop_equals_fastais_window_per_image_in_channels_last():
     assert len(offsets) > 10 and {o[:2] for o in offsets} == {(32, 48), (51, 32), (32, 32)}
 
 
+def test_lighting_is_fastais_brightness_and_contrast_and_keeps_its_input():
+    """fastai's brightness (logit shift by logit(0.4..0.6), p 0.75) and contrast (logit scale 0.8..1.25, p 0.75)
+    as its definition writes them, out of place, with the draws in the pipeline's order; the input is unchanged
+    (the pipeline's in-place steps work on the clamp's copy)."""
+    import math
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 3, 8, 8, generator=g).contiguous(memory_format=torch.channels_last)
+    x[0, 0, 0, 0], x[1, 0, 0, 0] = 0.0, 1.0  # the clamp's ends
+    before = x.clone()
+    out = FA.Pipeline._lighting(x, torch.Generator().manual_seed(5))
+    d = torch.Generator().manual_seed(5)
+    change = torch.rand(40, generator=d) * 0.2 + 0.4
+    change = torch.where(torch.rand(40, generator=d) < 0.75, change, torch.full((40,), 0.5))
+    log_scale = torch.rand(40, generator=d) * (2 * math.log(1.25)) - math.log(1.25)
+    scale = torch.where(torch.rand(40, generator=d) < 0.75, log_scale.exp(), torch.ones(40))
+    logit = torch.logit(x.clamp(1e-6, 1 - 1e-6))
+    want = torch.sigmoid((logit + torch.logit(change).view(40, 1, 1, 1)) * scale.view(40, 1, 1, 1))
+    assert torch.equal(out, want) and torch.equal(x, before) and out.stride() == want.stride()
+    assert (change != 0.5).sum() > 20 and (scale != 1).sum() > 20  # both drawn for most images
+
+
 def test_dihedral_gives_the_eight_symmetries():
     x = torch.arange(16.).view(1, 1, 4, 4).repeat(8, 1, 1, 1)
     out = FA.dihedral(x, torch.arange(8))
