@@ -76,6 +76,12 @@ class ClaimBench:
     _claim_started: float = field(default_factory=time.perf_counter)
     current_test: str = ""  # node id of the test now running (its claim line replaces pytest's status letter)
     lined: set = field(default_factory=set)  # node ids whose outcome a claim line already showed
+    # pytest-xdist: a worker has no terminal; its claim line travels to the controller with the test's report
+    # (``relay``), and the controller numbers the claims finished across workers (``relayed``, ``relayed_training``)
+    worker: str = ""  # this process's xdist worker id ("gw0"), "" outside a worker
+    relay: dict | None = None
+    relayed: int = 0
+    relayed_training: int = 0
 
     def count_run(self, rec: dict) -> None:
         """A run this session asked for: trained here (with its seconds) or resumed from the store."""
@@ -98,6 +104,11 @@ class ClaimBench:
         elapsed = time.perf_counter() - self.started
         name = rec["claim_id"] + (f"-{rec['variant']}" if rec.get("variant") else "")
         outcome = outcome_label(rec) + (" (exploratory)" if rec.get("exploratory") else "")
+        if self.worker:  # the controller prints it (``relayed_line``), numbered among every worker's claims
+            self.relay = {"name": name, "outcome": outcome, "trained": trained_now, "worker": self.worker,
+                          "planned": self.planned, "runs": self.trained_runs, "run_min": self.trained_s / 60,
+                          "resumed": self.resumed_runs}
+            return
         left = ""
         if self.training_claims:
             per = (elapsed - self.idle_s) / self.training_claims
@@ -109,6 +120,22 @@ class ClaimBench:
         if not trained_now:
             self.idle_s += time.perf_counter() - self._claim_started
         self._claim_started = time.perf_counter()
+
+    def relayed_line(self, relay: dict) -> str:
+        """On the xdist controller: the claim line of a claim a worker finished (``relay``). The runs are that
+        worker's; the count, the elapsed time and the time left are the session's, at the pace of the claims
+        that trained, finished by the workers side by side."""
+        self.relayed += 1
+        self.relayed_training += bool(relay["trained"])
+        self.planned = max(self.planned, int(relay.get("planned") or 0))  # the controller collects no test
+        elapsed = time.perf_counter() - self.started
+        left = ""
+        if self.relayed_training:
+            per = elapsed / self.relayed_training
+            left = f", about {per * max(0, self.planned - self.relayed) / 60:.0f} min left"
+        return (f"claimbench: [{self.relayed}/{self.planned}] {relay['name']}: {relay['outcome']} | "
+                f"{relay['worker']} of {relay.get('workers', '?')} workers: runs {relay['runs']} trained "
+                f"({relay['run_min']:.1f} min), {relay['resumed']} resumed | {elapsed / 60:.1f} min elapsed{left}")
 
     @property
     def store(self) -> Store:

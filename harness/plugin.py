@@ -221,6 +221,8 @@ def pytest_configure(config: pytest.Config) -> None:
         capman = config.pluginmanager.get_plugin("capturemanager")
         if tr is None:
             return
+        if getattr(getattr(tr, "_tw", None), "width_of_current_line", 0):
+            message = "\n" + message  # after a status letter (a failed claim keeps its F): a line of its own
         if capman is None:
             tr.write_line(message)
             return
@@ -250,6 +252,7 @@ def pytest_configure(config: pytest.Config) -> None:
         weights_file=Path(weights).expanduser().resolve() if weights else None, folders=folders,
         cache_dir=cache_dir, announce=announce, executor=executor, vary=vary,
         stack=stack == "on" or (stack == "auto" and device.type == "cuda"), precision=numerics,
+        worker=str(worker.get("workerid", "")) if worker else "",
     )
     active = contextlib.ExitStack()  # the session's precision is the active one until pytest unconfigures
     active.enter_context(numerics.activate())
@@ -330,6 +333,35 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     s = item.config.stash.get(STATE_KEY, None)
     if s is not None:
         s.current_test = item.nodeid
+
+
+RELAY = "claimbench_line"  # the user property that carries a worker's claim line to the xdist controller
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """pytest-xdist, on a worker: the claim line of the claim this test just finished rides on its report."""
+    outcome = yield
+    s = item.config.stash.get(STATE_KEY, None)
+    if s is not None and s.worker and s.relay is not None:
+        relay = {**s.relay, "workers": int(item.config.workerinput.get("workercount", 1))}
+        rep = outcome.get_result()  # a list of its own: pytest hands the item's list to every phase's report
+        rep.user_properties = [*rep.user_properties, (RELAY, json.dumps(relay))]
+        s.relay = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """pytest-xdist, on the controller: print a worker's claim line as the claim finishes (before pytest's
+    status for it, which the line then replaces as in a run without workers)."""
+    relays = [v for k, v in getattr(report, "user_properties", ()) if k == RELAY]
+    node = getattr(report, "node", None)  # set by xdist on the reports it relays from a worker
+    s = node.config.stash.get(STATE_KEY, None) if node is not None else None
+    if not relays or s is None or s.worker:
+        return
+    for relay in relays:
+        s.announce(s.relayed_line(json.loads(relay)))
+    s.lined.add(report.nodeid)
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):

@@ -324,6 +324,23 @@ def test_xdist_controller_reports_once_with_every_workers_verdicts(tmp_path):
     assert not list((tmp_path / "par" / "rep").glob(".report-*"))  # no half-built report left behind
 
 
+def test_xdist_controller_prints_each_claim_line_as_workers_finish(tmp_path):
+    """With -n 2 on a person's terminal the workers have none: each claim's line reaches the controller with the
+    test's report and is printed there once, numbered across both workers, naming the worker and its runs."""
+    (tmp_path / "conftest.py").write_text(CLAIM_TESTS.split("\nB = {p:")[0])
+    r = _run(tmp_path, "--profile", "cpu", "--precision", "fp32", "-n", "2", ci=False)
+    assert "2 workers" in r.stdout, r.stdout + r.stderr
+    lines = [line for line in r.stdout.splitlines() if line.startswith("claimbench: [")]
+    assert sorted(line.split("]")[0] for line in lines) == [f"claimbench: [{k}/4" for k in range(1, 5)], lines
+    names = sorted(line.split("] ", 1)[1].split(":")[0] for line in lines)
+    assert names == ["ltfn9_checkpoint_184mb-fails", "ltfn9_checkpoint_184mb-holds",
+                     "ltfn9_checkpoint_184mb-undecided", "ltfn9_checkpoint_restore_roundtrip"], lines
+    assert all(" of 2 workers: runs " in line and " min elapsed" in line for line in lines), lines
+    assert any(" gw0 " in line for line in lines) or any(" gw1 " in line for line in lines)
+    trained = [line for line in lines if "not run" not in line]
+    assert trained and all("min left" in line for line in trained[1:] if "[1/" not in line), lines
+
+
 VARY_TESTS = textwrap.dedent('''
     import pytest
     from harness import rulebook
