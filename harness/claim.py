@@ -77,11 +77,11 @@ class ClaimBench:
     current_test: str = ""  # node id of the test now running (its claim line replaces pytest's status letter)
     lined: set = field(default_factory=set)  # node ids whose outcome a claim line already showed
     # pytest-xdist: a worker has no terminal; its claim line travels to the controller with the test's report
-    # (``relay``), and the controller numbers the claims finished across workers (``relayed``, ``relayed_training``)
+    # (``relay``), and the controller counts the claims finished across workers (``relayed``; those that trained
+    # in ``training_claims``, which the controller, training nothing itself, does not otherwise count)
     worker: str = ""  # this process's xdist worker id ("gw0"), "" outside a worker
     relay: dict | None = None
     relayed: int = 0
-    relayed_training: int = 0
 
     def count_run(self, rec: dict) -> None:
         """A run this session asked for: trained here (with its seconds) or resumed from the store."""
@@ -113,9 +113,8 @@ class ClaimBench:
         if self.training_claims:
             per = (elapsed - self.idle_s) / self.training_claims
             left = f", about {per * max(0, self.planned - done) / 60:.0f} min left at {per / 60:.1f} min per claim"
-        self.announce(f"claimbench: [{done}/{self.planned}] {name}: {outcome} | runs {self.trained_runs} trained "
-                      f"({self.trained_s / 60:.1f} min), {self.resumed_runs} resumed | {elapsed / 60:.1f} min "
-                      f"elapsed{left}")
+        self.announce(self._claim_line(done, name, outcome, "", self.trained_runs, self.trained_s / 60,
+                                       self.resumed_runs, elapsed, left))
         self.lined.add(self.current_test)
         if not trained_now:
             self.idle_s += time.perf_counter() - self._claim_started
@@ -126,16 +125,22 @@ class ClaimBench:
         worker's; the count, the elapsed time and the time left are the session's, at the pace of the claims
         that trained, finished by the workers side by side."""
         self.relayed += 1
-        self.relayed_training += bool(relay["trained"])
+        self.training_claims += bool(relay["trained"])
         self.planned = max(self.planned, int(relay.get("planned") or 0))  # the controller collects no test
         elapsed = time.perf_counter() - self.started
         left = ""
-        if self.relayed_training:
-            per = elapsed / self.relayed_training
+        if self.training_claims:
+            per = elapsed / self.training_claims
             left = f", about {per * max(0, self.planned - self.relayed) / 60:.0f} min left"
-        return (f"claimbench: [{self.relayed}/{self.planned}] {relay['name']}: {relay['outcome']} | "
-                f"{relay['worker']} of {relay.get('workers', '?')} workers: runs {relay['runs']} trained "
-                f"({relay['run_min']:.1f} min), {relay['resumed']} resumed | {elapsed / 60:.1f} min elapsed{left}")
+        return self._claim_line(self.relayed, relay["name"], relay["outcome"],
+                                f"{relay['worker']} of {relay.get('workers', '?')} workers: ", relay["runs"],
+                                relay["run_min"], relay["resumed"], elapsed, left)
+
+    def _claim_line(self, done: int, name: str, outcome: str, who: str, runs: int, run_min: float, resumed: int,
+                    elapsed: float, left: str) -> str:
+        """The claim line of a serial run (``who`` empty) and of a worker's claim printed by the controller."""
+        return (f"claimbench: [{done}/{self.planned}] {name}: {outcome} | {who}runs {runs} trained "
+                f"({run_min:.1f} min), {resumed} resumed | {elapsed / 60:.1f} min elapsed{left}")
 
     @property
     def store(self) -> Store:
