@@ -82,14 +82,21 @@ class ClaimBench:
     worker: str = ""  # this process's xdist worker id ("gw0"), "" outside a worker
     relay: dict | None = None
     relayed: int = 0
+    worker_lines: Any = None  # the controller's harness.workerlines.Folder: what the workers would print
 
     def count_run(self, rec: dict) -> None:
         """A run this session asked for: trained here (with its seconds) or resumed from the store."""
         if rec.get("resumed"):
             self.resumed_runs += 1
-        else:
-            self.trained_runs += 1
-            self.trained_s += float(rec.get("wall_s") or 0.0)
+            return
+        wall_s = float(rec.get("wall_s") or 0.0)
+        self.trained_runs += 1
+        self.trained_s += wall_s
+        if self.worker:  # no bar on a worker: a line (the controller prints it while this worker goes on)
+            test = self.current_test.partition("[")[2].rstrip("]") or self.current_test
+            self.announce(f"[{test}] run {self.trained_runs} trained in {wall_s:.0f} s: "
+                          f"{rec.get('experiment')} / {rec.get('arm')}, seed {rec.get('seed')} "
+                          f"({self.trained_s / 60:.1f} min of runs on this worker)")
 
     def claim_done(self, rec: dict) -> None:
         """A line per claim: which claim of how many, its outcome, runs trained and resumed so far, and the time

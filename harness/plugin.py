@@ -19,7 +19,7 @@ from typing import NoReturn
 import pytest
 import torch
 
-from harness import memo, progress
+from harness import memo, progress, workerlines
 from harness import report as report_mod
 from harness.claim import PUBLISHED, ROOT, USER_RESULTS, ClaimBench
 from harness.claims import CATALOGUE, Case, is_data_claim, is_slow_claim, parse_claim_ids
@@ -254,6 +254,9 @@ def pytest_configure(config: pytest.Config) -> None:
         stack=stack == "on" or (stack == "auto" and device.type == "cuda"), precision=numerics,
         worker=str(worker.get("workerid", "")) if worker else "",
     )
+    if worker.get(workerlines.WORKERINPUT_KEY):  # a worker's lines go to the controller's terminal
+        config.stash[STATE_KEY].announce = workerlines.Folder.writer(worker[workerlines.WORKERINPUT_KEY],
+                                                                     str(worker["workerid"]))
     active = contextlib.ExitStack()  # the session's precision is the active one until pytest unconfigures
     active.enter_context(numerics.activate())
     config.stash[ACTIVE_KEY] = active
@@ -359,6 +362,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     s = node.config.stash.get(STATE_KEY, None) if node is not None else None
     if not relays or s is None or s.worker:
         return
+    if s.worker_lines is not None:  # the claim's run lines first
+        s.worker_lines.drain(s.announce)
     for relay in relays:
         s.announce(s.relayed_line(json.loads(relay)))
     s.lined.add(report.nodeid)
@@ -438,12 +443,31 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if active is not None:
         active.close()
     s = config.stash.get(STATE_KEY, None)
+    if s is not None and s.worker_lines is not None:  # a session that ended before its finish (an error)
+        s.worker_lines.close()
     if s is not None and s.executor is not None:
         s.executor.close()
 
 
 def _xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+WORKER_LINES_EVERY_S = 2.0  # how often the controller shows what the workers wrote
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """pytest-xdist, on the controller, for each worker it starts: the folder where the worker writes the lines
+    it would print (runs trained, a claim's notices), which the controller shows as they come. Off under CI,
+    like the claim lines."""
+    s = node.config.stash.get(STATE_KEY, None)
+    if s is None or os.environ.get("CI"):
+        return
+    if s.worker_lines is None:
+        s.worker_lines = workerlines.Folder()
+        s.worker_lines.follow(s.announce, every_s=WORKER_LINES_EVERY_S)
+    node.workerinput[workerlines.WORKERINPUT_KEY] = str(s.worker_lines.root)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -484,6 +508,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.config.workeroutput["claimbench"] = json.dumps(
             {"verdicts": s.session_verdicts, "stored": bool(s.session_runs)}, default=str)
         return
+    if s.worker_lines is not None:  # every worker is done: what they wrote last, then no more lines
+        s.worker_lines.close(s.announce)
+        s.worker_lines = None
     if not (s.session_verdicts or s.session_runs or s.stored_elsewhere):  # (--vary stores runs, no verdicts)
         return
     try:

@@ -1,6 +1,7 @@
 """The plugin end to end: verdicts become test outcomes, land in the store, and the report is rebuilt."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -339,6 +340,15 @@ def test_xdist_controller_prints_each_claim_line_as_workers_finish(tmp_path):
     assert any(" gw0 " in line for line in lines) or any(" gw1 " in line for line in lines)
     trained = [line for line in lines if "not run" not in line]
     assert trained and all("min left" in line for line in trained[1:] if "[1/" not in line), lines
+    # a worker has no bars: each run it trains is a line on the controller's terminal, before its claim's line
+    out = r.stdout.splitlines()
+    shown = re.compile(r"gw[01]: \[ltfn9_checkpoint_184mb-\w+\] run \d+ trained in ")
+    runs = [i for i, line in enumerate(out) if shown.match(line)]
+    assert len(runs) == 6, r.stdout  # 3 variants x 2 seeds, each shown once
+    for i in runs:
+        name = out[i].split("[", 1)[1].split("]")[0]
+        claim_line = next(k for k, line in enumerate(out) if line.startswith("claimbench: [") and f"] {name}:" in line)
+        assert i < claim_line, r.stdout
 
 
 VARY_TESTS = textwrap.dedent('''
