@@ -465,7 +465,12 @@ def pytest_configure_node(node) -> None:
     if s is None or os.environ.get("CI"):
         return
     if s.worker_lines is None:
-        s.worker_lines = workerlines.Folder()
+        try:
+            s.worker_lines = workerlines.Folder()
+        except OSError as e:  # no temporary folder (a full disk): the claims run, only the run lines are not shown
+            who = node.workerinput.get("workerid", "a worker")
+            s.announce(f"claimbench: {who}'s run lines will not be shown (no temporary folder: {e})")
+            return
         s.worker_lines.follow(s.announce, every_s=WORKER_LINES_EVERY_S)
     node.workerinput[workerlines.WORKERINPUT_KEY] = str(s.worker_lines.root)
 

@@ -45,3 +45,24 @@ def test_follow_shows_lines_while_the_worker_is_still_writing(tmp_path):
     time.sleep(0.2)
     assert got == ["gw3: run 7 trained", "gw3: the last one"]
     assert not folder.root.exists()
+
+
+def test_no_temporary_folder_costs_the_run_lines_only(monkeypatch):
+    """A full disk where the controller makes its folder: the worker starts without the lines, and says so."""
+    from types import SimpleNamespace
+
+    from harness import plugin, workerlines
+
+    said = []
+    s = SimpleNamespace(worker_lines=None, announce=said.append)
+    node = SimpleNamespace(config=SimpleNamespace(stash={plugin.STATE_KEY: s}), workerinput={"workerid": "gw0"})
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(workerlines, "Folder", full_disk)
+    plugin.pytest_configure_node(node)
+    assert workerlines.WORKERINPUT_KEY not in node.workerinput and s.worker_lines is None
+    assert said == ["claimbench: gw0's run lines will not be shown (no temporary folder: [Errno 28] No space left "
+                    "on device)"]
