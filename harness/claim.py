@@ -84,19 +84,18 @@ class ClaimBench:
     relayed: int = 0
     worker_lines: Any = None  # the controller's harness.workerlines.Folder: what the workers would print
 
-    def count_run(self, rec: dict) -> None:
-        """A run this session asked for: trained here (with its seconds) or resumed from the store."""
+    def count_run(self, rec: dict, say: Callable[[str], None]) -> None:
+        """A run this session asked for: trained here (with its seconds) or resumed from the store. On an xdist
+        worker, which shows no bar, a trained run is also a line, said through ``say`` (its claim's announce)."""
         if rec.get("resumed"):
             self.resumed_runs += 1
             return
         wall_s = float(rec.get("wall_s") or 0.0)
         self.trained_runs += 1
         self.trained_s += wall_s
-        if self.worker:  # no bar on a worker: a line (the controller prints it while this worker goes on)
-            test = self.current_test.partition("[")[2].rstrip("]") or self.current_test
-            self.announce(f"[{test}] run {self.trained_runs} trained in {wall_s:.0f} s: "
-                          f"{rec.get('experiment')} / {rec.get('arm')}, seed {rec.get('seed')} "
-                          f"({self.trained_s / 60:.1f} min of runs on this worker)")
+        if self.worker:  # the controller prints it while this worker goes on
+            say(f"run {self.trained_runs} trained in {wall_s:.0f} s: {rec.get('experiment')} / {rec.get('arm')}, "
+                f"seed {rec.get('seed')} ({self.trained_s / 60:.1f} min of runs on this worker)")
 
     def claim_done(self, rec: dict) -> None:
         """A line per claim: which claim of how many, its outcome, runs trained and resumed so far, and the time
@@ -243,7 +242,7 @@ class ClaimContext:
         """Tell the session about a run (the progress line); a stand-in bench without counters is left alone."""
         count = getattr(self.bench, "count_run", None)
         if count is not None:
-            count(rec)
+            count(rec, self.announce)
 
     def stacking(self, n_seeds: int) -> bool:
         """Whether the seeds of an arm train together here: ``--stack`` (auto: on CUDA), more than one seed,

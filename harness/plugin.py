@@ -250,13 +250,13 @@ def pytest_configure(config: pytest.Config) -> None:
         user_weights=bool(opt("--user-weights")) or _env_flag("CLAIMBENCH_USER_WEIGHTS"),
         report_dir=Path(report_dir).expanduser().resolve(), fresh=bool(opt("--fresh")), claims=claims,
         weights_file=Path(weights).expanduser().resolve() if weights else None, folders=folders,
-        cache_dir=cache_dir, announce=announce, executor=executor, vary=vary,
+        cache_dir=cache_dir, executor=executor, vary=vary,
+        # a worker's lines go to the controller's terminal, where it made a folder for them
+        announce=(workerlines.Folder.writer(worker[workerlines.WORKERINPUT_KEY], str(worker["workerid"]))
+                  if worker.get(workerlines.WORKERINPUT_KEY) else announce),
         stack=stack == "on" or (stack == "auto" and device.type == "cuda"), precision=numerics,
         worker=str(worker.get("workerid", "")) if worker else "",
     )
-    if worker.get(workerlines.WORKERINPUT_KEY):  # a worker's lines go to the controller's terminal
-        config.stash[STATE_KEY].announce = workerlines.Folder.writer(worker[workerlines.WORKERINPUT_KEY],
-                                                                     str(worker["workerid"]))
     active = contextlib.ExitStack()  # the session's precision is the active one until pytest unconfigures
     active.enter_context(numerics.activate())
     config.stash[ACTIVE_KEY] = active
