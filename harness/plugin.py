@@ -475,6 +475,28 @@ def pytest_configure_node(node) -> None:
     node.workerinput[workerlines.WORKERINPUT_KEY] = str(s.worker_lines.root)
 
 
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """pytest-xdist, on the controller, in place of its default ``--dist load``: the claims costliest first by
+    the published runs' times, claims that share runs on one worker (``harness.schedule``). Other ``--dist``
+    modes, and a profile without published verdicts, stay xdist's."""
+    s = config.stash.get(STATE_KEY, None)
+    if s is None or config.getvalue("dist") != "load":
+        return None
+    from harness.schedule import make_scheduler, plan
+
+    try:
+        p = plan(Store(PUBLISHED / "store").iter_records(), s.profile.name)
+    except (OSError, StoreCorruptError) as e:
+        s.announce(f"claimbench: claims handed to the workers in file order (published store unreadable: {e})")
+        return None
+    if not p.unit_s:
+        return None
+    s.announce(f"claimbench: claims handed to the workers costliest first, by the published {s.profile.name} "
+               f"runs' times ({len(p.unit_s)} groups of claims that share runs or stand alone)")
+    return make_scheduler(config, log, p)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     """pytest-xdist, on the controller: a worker finished; take over its verdicts, so the

@@ -331,6 +331,8 @@ def test_xdist_controller_prints_each_claim_line_as_workers_finish(tmp_path):
     (tmp_path / "conftest.py").write_text(CLAIM_TESTS.split("\nB = {p:")[0])
     r = _run(tmp_path, "--profile", "cpu", "--precision", "fp32", "-n", "2", ci=False)
     assert "2 workers" in r.stdout, r.stdout + r.stderr
+    # the published cpu verdicts give the costs: xdist's scheduler is claimbench's (harness.schedule)
+    assert "claimbench: claims handed to the workers costliest first, by the published cpu runs' times" in r.stdout
     lines = [line for line in r.stdout.splitlines() if line.startswith("claimbench: [")]
     assert sorted(line.split("]")[0] for line in lines) == [f"claimbench: [{k}/4" for k in range(1, 5)], lines
     names = sorted(line.split("] ", 1)[1].split(":")[0] for line in lines)

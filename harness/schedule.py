@@ -1,0 +1,93 @@
+"""With pytest-xdist (``-n N``): the claims handed to the workers costliest first, claims that share runs together.
+
+xdist's default (``--dist load``) sends each worker a block of consecutive tests at the start and the rest as
+workers free up, so what a worker gets follows the order of the test files, not what the tests cost: on the
+cpu profile with ``-n 2`` one worker finished about 17 minutes before the other. And two claims that decide on
+the same runs (the transfer claims all use the paintings and kittencat runs) could run on two workers at once,
+one of them waiting on the store's lock of each run the other trains.
+
+``CostliestFirst`` is xdist's ``loadscope`` scheduler with claimbench's units: the claims that share a run form
+one unit, run on one worker, and a worker that needs work takes the costliest unit left (longest processing
+time first). A unit's tests run the one that uses the most training first, so the rest reuse its runs: a worker
+must know its next test before it starts its current one, and this way it commits to its next unit when the
+current one is nearly done. Costs are the training times of the runs that the current verdicts of the
+session's profile were decided on in the published store. Where that store holds no verdict of the profile
+(smoke, a profile never published), the plugin leaves the scheduling to xdist.
+
+The order only decides which worker trains a run and when; each run's seed, configuration and thread count
+(cores / workers) are what they would be in any other order.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from harness.decide import latest_decided, run_index
+
+UNIT_PREFIX = "claimbench-unit::"  # a unit's name; never a test's node id
+
+
+def case_id(nodeid: str) -> str:
+    """The parameter id of a test's node id, which for a claim test is ``str(case)`` (the benchmarks parametrise
+    with ``ids=str``): ``benchmarks/test_init.py::test_init_claims[ltfn6_he_xavier_init_better-mnist]`` gives
+    ``ltfn6_he_xavier_init_better-mnist``; a test without parameters gives ``""``."""
+    name = nodeid.rsplit("::", 1)[-1]
+    return name[name.index("[") + 1:-1] if name.endswith("]") and "[" in name else ""
+
+
+@dataclass
+class Plan:
+    unit_of: dict[str, str]  # case id -> unit
+    unit_s: dict[str, float]  # unit -> seconds of training, each run once
+    test_s: dict[str, float]  # case id -> seconds of training of all the runs it decides on
+
+
+def plan(records: Iterable[dict], profile: str) -> Plan:
+    """From a store's records. Claims whose current verdicts of ``profile`` train a run of the same key
+    (experiment, arm, configuration, seed: the store trains it once whatever the environment) are one unit."""
+    records = list(records)
+    runs = run_index(records)
+    seconds: dict[tuple, float] = {}
+    decided: dict[str, set[tuple]] = {}
+    for (cid, var), v in latest_decided(records, profile).items():
+        keys = decided.setdefault(f"{cid}-{var}" if var else cid, set())
+        for run in (runs[i] for ids in (v.get("arms") or {}).values() for i in ids if i in runs):
+            key = (run.get("experiment"), run.get("arm"), run.get("config_hash"), run.get("seed"))
+            keys.add(key)
+            seconds[key] = float(run.get("wall_s") or 0.0)
+    parent = {c: c for c in decided}
+
+    def root(c: str) -> str:
+        while parent[c] != c:
+            c = parent[c]
+        return c
+
+    first_user: dict[tuple, str] = {}
+    for c in sorted(decided):
+        for key in decided[c]:
+            parent[root(c)] = root(first_user.setdefault(key, c))
+    unit_of = {c: UNIT_PREFIX + root(c) for c in decided}
+    unit_keys: dict[str, set[tuple]] = {}
+    for c, keys in decided.items():
+        unit_keys.setdefault(unit_of[c], set()).update(keys)
+    return Plan(unit_of, {u: sum(seconds[k] for k in keys) for u, keys in unit_keys.items()},
+                {c: sum(seconds[k] for k in keys) for c, keys in decided.items()})
+
+
+def make_scheduler(config, log, p: Plan):
+    """An xdist scheduler handing out ``p``'s units costliest first (tests it does not know are units of their
+    own, costing nothing, so they come last)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class CostliestFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return p.unit_of.get(case_id(nodeid), nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            unit = max(self.workqueue, key=lambda u: p.unit_s.get(u, 0.0))  # the first of equals
+            tests = self.workqueue.pop(unit)
+            self.workqueue[unit] = dict(sorted(tests.items(), key=lambda t: -p.test_s.get(case_id(t[0]), 0.0)))
+            self.workqueue.move_to_end(unit, last=False)
+            super()._assign_work_unit(node)
+
+    return CostliestFirst(config, log)
