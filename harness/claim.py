@@ -82,6 +82,8 @@ class ClaimBench:
     worker: str = ""  # this process's xdist worker id ("gw0"), "" outside a worker
     relay: dict | None = None
     relayed: int = 0
+    relayed_names: list = field(default_factory=list)  # the claims (case ids) the workers finished
+    scheduler: Any = None  # the controller's harness.schedule scheduler, whose costs give the time left
     worker_lines: Any = None  # the controller's harness.workerlines.Folder: what the workers would print
 
     def count_run(self, rec: dict, say: Callable[[str], None]) -> None:
@@ -128,14 +130,19 @@ class ClaimBench:
 
     def relayed_line(self, relay: dict) -> str:
         """On the xdist controller: the claim line of a claim a worker finished (``relay``). The runs are that
-        worker's; the count, the elapsed time and the time left are the session's, at the pace of the claims
-        that trained, finished by the workers side by side."""
+        worker's; the count, the elapsed time and the time left are the session's: with claimbench's scheduler,
+        the training left over the training done, in the published runs' seconds; otherwise at the pace of the
+        claims that trained, finished by the workers side by side."""
         self.relayed += 1
+        self.relayed_names.append(relay["name"])
         self.training_claims += bool(relay["trained"])
         self.planned = max(self.planned, int(relay.get("planned") or 0))  # the controller collects no test
         elapsed = time.perf_counter() - self.started
         left = ""
-        if self.training_claims:
+        by_cost = self.scheduler.left_s(self.relayed_names, elapsed) if self.scheduler is not None else None
+        if by_cost is not None:  # the claims come costliest first: a count of claims would say hours
+            left = f", about {by_cost / 60:.0f} min left"
+        elif self.training_claims:
             per = elapsed / self.training_claims
             left = f", about {per * max(0, self.planned - self.relayed) / 60:.0f} min left"
         return self._claim_line(self.relayed, relay["name"], relay["outcome"],

@@ -494,7 +494,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         return None
     s.announce(f"claimbench: claims handed to the workers costliest first, by the published {s.profile.name} "
                f"runs' times ({len(p.unit_s)} groups of claims that share runs or stand alone)")
-    return make_scheduler(config, log, p)
+    s.scheduler = make_scheduler(config, log, p)
+    return s.scheduler
 
 
 @pytest.hookimpl(optionalhook=True)

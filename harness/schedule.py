@@ -37,9 +37,21 @@ def case_id(nodeid: str) -> str:
 
 @dataclass
 class Plan:
+    keys: dict[str, set[tuple]]  # case id -> the keys of the runs its current verdict was decided on
+    seconds: dict[tuple, float]  # run key -> seconds of training
     unit_of: dict[str, str]  # case id -> unit
     unit_s: dict[str, float]  # unit -> seconds of training, each run once
     test_s: dict[str, float]  # case id -> seconds of training of all the runs it decides on
+
+    def left_s(self, selected: Iterable[str], done: Iterable[str], elapsed_s: float) -> float | None:
+        """Seconds left at the pace so far: ``elapsed_s`` times the training the ``selected`` claims still need
+        over what the ``done`` ones held (each run once, in the published runs' seconds); None until a done
+        claim held any."""
+        def runs(cases):
+            return set().union(*(self.keys.get(c, set()) for c in cases))
+        wanted, held = runs(selected), runs(done)
+        held_s = sum(self.seconds[k] for k in held & wanted)
+        return elapsed_s * sum(self.seconds[k] for k in wanted - held) / held_s if held_s else None
 
 
 def plan(records: Iterable[dict], profile: str) -> Plan:
@@ -70,7 +82,7 @@ def plan(records: Iterable[dict], profile: str) -> Plan:
     unit_keys: dict[str, set[tuple]] = {}
     for c, keys in decided.items():
         unit_keys.setdefault(unit_of[c], set()).update(keys)
-    return Plan(unit_of, {u: sum(seconds[k] for k in keys) for u, keys in unit_keys.items()},
+    return Plan(decided, seconds, unit_of, {u: sum(seconds[k] for k in keys) for u, keys in unit_keys.items()},
                 {c: sum(seconds[k] for k in keys) for c, keys in decided.items()})
 
 
@@ -80,6 +92,10 @@ def make_scheduler(config, log, p: Plan):
     from xdist.scheduler import LoadScopeScheduling
 
     class CostliestFirst(LoadScopeScheduling):
+        def left_s(self, done: Iterable[str], elapsed_s: float) -> float | None:
+            """The session's time left (:meth:`Plan.left_s`) over the tests the workers collected."""
+            return p.left_s([case_id(nodeid) for nodeid in self.collection or ()], done, elapsed_s)
+
         def _split_scope(self, nodeid: str) -> str:
             return p.unit_of.get(case_id(nodeid), nodeid)
 
