@@ -24,7 +24,7 @@ import numpy as np
 from harness import stats
 from harness.decide import arms_of, derive_profile, frame, latest_decided, run_index
 from harness.rulebook import decision
-from harness.store import STORE_FILE, Store, StoreCorruptError
+from harness.store import STORE_FILE, Store, StoreCorruptError, same_run
 from harness.verdicts import ANALOGUE_DECIDER, worded
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +71,7 @@ def _headline(records: list[dict], profile: str, key: tuple[str, str]) -> np.nda
 
 
 def _run_keys(records: list[dict]) -> set[tuple]:
-    return {(r.get("profile"), r.get("experiment"), r.get("arm"), r.get("config_hash"), r.get("seed"))
-            for r in records if r.get("kind") == "run"}
+    return {same_run(r) for r in records if r.get("kind") == "run"}
 
 
 def compare(a: Side, b: Side) -> tuple[list[str], list[str], list[str]]:

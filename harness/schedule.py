@@ -12,7 +12,9 @@ time first). A unit's tests run the one that uses the most training first, so th
 must know its next test before it starts its current one, and this way it commits to its next unit when the
 current one is nearly done. Costs are the training times of the runs that the current verdicts of the
 session's profile were decided on in the published store. Where that store holds no verdict of the profile
-(smoke, a profile never published), the plugin leaves the scheduling to xdist.
+(smoke, a profile never published), the plugin leaves the scheduling to xdist. Measured on 2 CPU cores (the
+guide's *Measured cost of the publications*): balanced workers, but little time saved, since a run trains
+faster while the other core idles; the order matters most where it does not (a GPU per worker).
 
 The order only decides which worker trains a run and when; each run's seed, configuration and thread count
 (cores / workers) are what they would be in any other order.
@@ -23,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.decide import latest_decided, run_index
+from harness.store import same_run
 
 UNIT_PREFIX = "claimbench-unit::"  # a unit's name; never a test's node id
 
@@ -55,8 +58,8 @@ class Plan:
 
 
 def plan(records: Iterable[dict], profile: str) -> Plan:
-    """From a store's records. Claims whose current verdicts of ``profile`` train a run of the same key
-    (experiment, arm, configuration, seed: the store trains it once whatever the environment) are one unit."""
+    """From a store's records. Claims whose current verdicts of ``profile`` decide on the same run (by
+    ``same_run``: a fresh store trains it once, whatever the environments of the published runs) are one unit."""
     records = list(records)
     runs = run_index(records)
     seconds: dict[tuple, float] = {}
@@ -64,7 +67,7 @@ def plan(records: Iterable[dict], profile: str) -> Plan:
     for (cid, var), v in latest_decided(records, profile).items():
         keys = decided.setdefault(f"{cid}-{var}" if var else cid, set())
         for run in (runs[i] for ids in (v.get("arms") or {}).values() for i in ids if i in runs):
-            key = (run.get("experiment"), run.get("arm"), run.get("config_hash"), run.get("seed"))
+            key = same_run(run)
             keys.add(key)
             seconds[key] = float(run.get("wall_s") or 0.0)
     parent = {c: c for c in decided}

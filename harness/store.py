@@ -136,6 +136,13 @@ def _run_key(experiment: str, profile: str, arm: str, config: dict, device: str,
     return h, env, environment_hash(env)
 
 
+def same_run(record: dict) -> tuple:
+    """A stored run's key apart from its environment: (profile, experiment, arm, config hash, seed). Two runs
+    with one key are the same run trained in two environments."""
+    return (record.get("profile"), record.get("experiment"), record.get("arm"), record.get("config_hash"),
+            record.get("seed"))
+
+
 class Store:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
