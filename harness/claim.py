@@ -81,8 +81,7 @@ class ClaimBench:
     # in ``training_claims``, which the controller, training nothing itself, does not otherwise count)
     worker: str = ""  # this process's xdist worker id ("gw0"), "" outside a worker
     relay: dict | None = None
-    relayed: int = 0
-    relayed_names: list = field(default_factory=list)  # the claims (case ids) the workers finished
+    relayed: list = field(default_factory=list)  # the claims (case ids) the workers finished, in that order
     scheduler: Any = None  # the controller's harness.schedule scheduler, whose costs give the time left
     worker_lines: Any = None  # the controller's harness.workerlines.Folder: what the workers would print
 
@@ -133,19 +132,18 @@ class ClaimBench:
         worker's; the count, the elapsed time and the time left are the session's: with claimbench's scheduler,
         the training left over the training done, in the published runs' seconds; otherwise at the pace of the
         claims that trained, finished by the workers side by side."""
-        self.relayed += 1
-        self.relayed_names.append(relay["name"])
+        self.relayed.append(relay["name"])
         self.training_claims += bool(relay["trained"])
         self.planned = max(self.planned, int(relay.get("planned") or 0))  # the controller collects no test
         elapsed = time.perf_counter() - self.started
         left = ""
-        by_cost = self.scheduler.left_s(self.relayed_names, elapsed) if self.scheduler is not None else None
+        by_cost = self.scheduler.left_s(self.relayed, elapsed) if self.scheduler is not None else None
         if by_cost is not None:  # the claims come costliest first: a count of claims would say hours
             left = f", about {by_cost / 60:.0f} min left"
         elif self.training_claims:
             per = elapsed / self.training_claims
-            left = f", about {per * max(0, self.planned - self.relayed) / 60:.0f} min left"
-        return self._claim_line(self.relayed, relay["name"], relay["outcome"],
+            left = f", about {per * max(0, self.planned - len(self.relayed)) / 60:.0f} min left"
+        return self._claim_line(len(self.relayed), relay["name"], relay["outcome"],
                                 f"{relay['worker']} of {relay.get('workers', '?')} workers: ", relay["runs"],
                                 relay["run_min"], relay["resumed"], elapsed, left)
 

@@ -22,7 +22,7 @@ The order only decides which worker trains a run and when; each run's seed, conf
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.decide import latest_decided, run_index
 from harness.store import same_run
@@ -43,8 +43,18 @@ class Plan:
     keys: dict[str, set[tuple]]  # case id -> the keys of the runs its current verdict was decided on
     seconds: dict[tuple, float]  # run key -> seconds of training
     unit_of: dict[str, str]  # case id -> unit
-    unit_s: dict[str, float]  # unit -> seconds of training, each run once
-    test_s: dict[str, float]  # case id -> seconds of training of all the runs it decides on
+    unit_s: dict[str, float] = field(init=False)  # unit -> seconds of training, each run once
+    test_s: dict[str, float] = field(init=False)  # case id -> seconds of training of all the runs it decides on
+
+    def __post_init__(self) -> None:
+        unit_keys: dict[str, set[tuple]] = {}
+        for c, keys in self.keys.items():
+            unit_keys.setdefault(self.unit_of[c], set()).update(keys)
+        self.unit_s = {u: self._s(keys) for u, keys in unit_keys.items()}
+        self.test_s = {c: self._s(keys) for c, keys in self.keys.items()}
+
+    def _s(self, keys) -> float:
+        return sum(self.seconds[k] for k in keys)
 
     def left_s(self, selected: Iterable[str], done: Iterable[str], elapsed_s: float) -> float | None:
         """Seconds left at the pace so far: ``elapsed_s`` times the training the ``selected`` claims still need
@@ -53,8 +63,8 @@ class Plan:
         def runs(cases):
             return set().union(*(self.keys.get(c, set()) for c in cases))
         wanted, held = runs(selected), runs(done)
-        held_s = sum(self.seconds[k] for k in held & wanted)
-        return elapsed_s * sum(self.seconds[k] for k in wanted - held) / held_s if held_s else None
+        held_s = self._s(held & wanted)
+        return elapsed_s * self._s(wanted - held) / held_s if held_s else None
 
 
 def plan(records: Iterable[dict], profile: str) -> Plan:
@@ -81,12 +91,7 @@ def plan(records: Iterable[dict], profile: str) -> Plan:
     for c in sorted(decided):
         for key in decided[c]:
             parent[root(c)] = root(first_user.setdefault(key, c))
-    unit_of = {c: UNIT_PREFIX + root(c) for c in decided}
-    unit_keys: dict[str, set[tuple]] = {}
-    for c, keys in decided.items():
-        unit_keys.setdefault(unit_of[c], set()).update(keys)
-    return Plan(decided, seconds, unit_of, {u: sum(seconds[k] for k in keys) for u, keys in unit_keys.items()},
-                {c: sum(seconds[k] for k in keys) for c, keys in decided.items()})
+    return Plan(decided, seconds, {c: UNIT_PREFIX + root(c) for c in decided})
 
 
 def make_scheduler(config, log, p: Plan):

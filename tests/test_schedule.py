@@ -65,11 +65,14 @@ def _simulate(p: Plan, nodeids: list[str], seconds: dict[str, float], workers: i
 
 
 def test_units_go_costliest_first_whole_to_one_worker_the_biggest_test_first():
-    u = {c: UNIT_PREFIX + c[0] for c in ("a1", "a2", "a3", "b", "c", "d", "e")}
-    p = Plan({}, {}, u, unit_s={u["a1"]: 50, u["b"]: 40, u["c"]: 30, u["d"]: 20, u["e"]: 10},
-             test_s={"a1": 10, "a2": 40, "a3": 0, "b": 40, "c": 30, "d": 20, "e": 10})
+    # runs of 10 s: a2 trains 4 and a1 a fifth of unit a (50 s), a3 none of its own; b 4 runs, c 3, d 2, e 1
+    keys = {"a1": {("a", 4)}, "a2": {("a", i) for i in range(4)}, "a3": {("a", 0)},
+            **{c: {(c, i) for i in range(n)} for c, n in (("b", 4), ("c", 3), ("d", 2), ("e", 1))}}
+    p = Plan(keys, {k: 10.0 for ks in keys.values() for k in ks}, {c: UNIT_PREFIX + c[0] for c in keys})
+    assert p.unit_s[UNIT_PREFIX + "a"] == 50 and p.test_s == {"a1": 10, "a2": 40, "a3": 10, "b": 40, "c": 30,
+                                                              "d": 20, "e": 10}
     ids = [f"t.py::test[{c}]" for c in ("e", "a1", "d", "a2", "c", "b", "a3")] + ["t.py::test_other"]
-    seconds = {"a2": 40, "a1": 10, "b": 40, "c": 30, "d": 20, "e": 10}  # a1's runs are a2's but one
+    seconds = {"a2": 40, "a1": 10, "b": 40, "c": 30, "d": 20, "e": 10}  # a3's run is a2's: trained already
     nodes = _simulate(p, ids, seconds)
     by = {n.gateway.id: [case_id(t) for t in n.ran] for n in nodes}
     assert by["gw0"][:3] == ["a2", "a1", "a3"]  # the costliest unit, whole, the test with the most runs first
