@@ -65,14 +65,16 @@ def parse_seeds(text: str | None) -> tuple[int, ...] | None:
             lo, hi = text.split("-", 1)
             lo_i, hi_i = int(lo), int(hi)
             if hi_i < lo_i:
-                raise ValueError
+                raise UsageError(f"malformed --seeds {text!r}: the range ends ({hi_i}) before it starts ({lo_i}); "
+                                 f"give {hi_i}-{lo_i}")
             if hi_i - lo_i + 1 > MAX_SEEDS or hi_i > MAX_SEED:
                 raise too_many
             seeds = tuple(range(lo_i, hi_i + 1))
         else:
             count = int(text)
             if count < 1:
-                raise ValueError
+                raise UsageError(f"malformed --seeds {text!r}: a count of seeds must be at least 1 (seed 0 alone: "
+                                 "0-0)")
             if count > MAX_SEEDS:
                 raise too_many
             seeds = tuple(range(count))

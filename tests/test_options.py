@@ -37,6 +37,12 @@ def test_malformed_seeds(bad):
         parse_seeds(bad)
 
 
+@pytest.mark.parametrize("bad,says", [("0", "at least 1"), ("3-1", "ends \\(1\\) before it starts \\(3\\); give 1-3")])
+def test_seeds_message_names_the_mistake(bad, says):
+    with pytest.raises(UsageError, match=says):
+        parse_seeds(bad)
+
+
 def test_every_arm_gets_the_same_seeds():
     b = Budget(seeds=4)
     assert seeds_for(b, None) == (0, 1, 2, 3) and seeds_for(b, (7, 9)) == (7, 9)
