@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from harness.verdict import NOT_REPRODUCED, NOT_RUN, REPRODUCED
+from harness.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED
 from harness.verdicts import worded
 
 EXPORT_FIELDS = ("claim_id", "variant", "profile", "verdict", "outcome", "decided_by", "identity", "rule_hash",
@@ -25,33 +25,54 @@ def shorten(text: str, width: int) -> str:
 
 
 def headline(rec: dict, width: int = 44) -> str:
-    """The one number a reader wants for a row, in the posts' unit: the first check's observation without its
-    test statistics (a comparison as its difference with the interval), else the stored summary."""
+    """The one number a reader wants for a row, in the posts' unit (see ``headline_parts``), after the name of
+    the check it comes from where the claim has several."""
+    name, value = headline_parts(rec, width)
+    return f"{name}: {value}" if name else value
+
+
+def headline_parts(rec: dict, width: int = 44) -> tuple[str, str]:
+    """(which check, its number) for a row, from the check that decided the verdict (the first failed one of a
+    claim that did not hold, the first undecided one of an open claim, else the first decided by an interval,
+    else the first): its observation without test statistics (a comparison as its difference with the
+    interval), else the stored summary. The name is '' for a claim with one check; a claim with several names
+    the one shown, so a number never stands beside a verdict that another part decided."""
     checks = [c for c in rec.get("checks") or [] if c.get("observed")]
-    text = ""
-    for c in checks:
-        if c.get("level") is not None:  # decided by an interval: its observation carries the interval
-            text = c["observed"].split(", p = ")[0].split(", TOST p")[0]
-            text = re.sub(r"\s*\((\d+(?:\.\d+)?)% (?:t-interval|CI)\)", r" (\1% CI)", text)
-            text = re.sub(r"\(n=(\d+), (\d+(?:\.\d+)?)% t-interval\)", r"(n=\1, \2% CI)", text)
-            break
-    if not text and checks:
-        first = checks[0]["observed"]
-        values = first.split(", ")
-        nums = [_number(v) for v in values]
-        if len(values) > 1 and len(set(values)) == 1:
-            text = f"{values[0]} (all {len(values)} seeds)"
-        elif len(values) > 1 and all(x is not None for x in nums):
-            lo, hi = min(range(len(nums)), key=nums.__getitem__), max(range(len(nums)), key=nums.__getitem__)
-            text = f"{values[lo]} to {values[hi]} ({len(values)} seeds)"
-        else:
-            text = first
-    if not text:
-        text = rec.get("ours") or "-"
+    shown = _deciding(rec.get("verdict"), checks)
+    text = (_observation(shown) if shown else "") or rec.get("ours") or "-"
     text = text.split(", p = ")[0].split("; MDD")[0]
     text = re.sub(r"\[(\S+) pts, (\S+) pts\]", r"[\1, \2] pts", text)
     text = re.sub(r"^diff (\S+) pts \[", r"diff \1 [", text)
-    return shorten(mark_past_range(text), width)
+    name = re.split(r" \(|: ", shown.get("name") or "")[0] if shown and len(checks) > 1 else ""
+    return shorten(name, 60) if name else "", shorten(mark_past_range(text), width)
+
+
+def _deciding(verdict: str | None, checks: list[dict]) -> dict | None:
+    """The check whose outcome the verdict reports (see ``headline``)."""
+    wanted = {NOT_REPRODUCED: False, INCONCLUSIVE: None}.get(verdict or "", True)
+    if wanted is not True:
+        for c in checks:
+            if c.get("passed") is wanted:
+                return c
+    return next((c for c in checks if c.get("level") is not None), checks[0] if checks else None)
+
+
+def _observation(check: dict) -> str:
+    """A check's observation in short: an interval as '(n, CI)'; per-seed values as one value on every seed, or
+    their range."""
+    text = check["observed"]
+    if check.get("level") is not None:  # decided by an interval: its observation carries the interval
+        text = text.split(", p = ")[0].split(", TOST p")[0]
+        text = re.sub(r"\s*\((\d+(?:\.\d+)?)% (?:t-interval|CI)\)", r" (\1% CI)", text)
+        return re.sub(r"\(n=(\d+), (\d+(?:\.\d+)?)% t-interval\)", r"(n=\1, \2% CI)", text)
+    values = text.split(", ")
+    nums = [_number(v) for v in values]
+    if len(values) > 1 and len(set(values)) == 1:
+        return f"{values[0]} (all {len(values)} seeds)"
+    if len(values) > 1 and all(x is not None for x in nums):
+        lo, hi = min(range(len(nums)), key=nums.__getitem__), max(range(len(nums)), key=nums.__getitem__)
+        return f"{values[lo]} to {values[hi]} ({len(values)} seeds)"
+    return text
 
 
 PAST_RANGE = "†"
@@ -97,7 +118,8 @@ def learned(rows: list[dict], setting) -> list[str]:
         what = c.claim.rstrip(".")
         where = setting(rec)
         scale = f" (scaled-down analogue: {where})" if where else ""
-        line = f"{what}{scale}: ours {headline(rec, 60)}"
+        name, value = headline_parts(rec, 60)
+        line = f"{what}{scale}: ours, {name}: {value}" if name else f"{what}{scale}: ours {value}"
         key = {REPRODUCED: "held", NOT_REPRODUCED: "failed"}.get(rec["verdict"], "open")
         groups[key].append(line)
     out = []

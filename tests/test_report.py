@@ -324,6 +324,31 @@ def test_an_interval_end_past_0_or_100_percent_is_marked_and_explained():
         assert PAST_RANGE not in text or "outside 0-100%" in text
 
 
+def test_a_row_shows_the_number_of_the_part_that_decided_it_and_names_that_part():
+    from harness.summary import headline
+    from harness.verdict import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+
+    share = {"name": "share of steps over 1e-5..1e-3", "level": 0.005, "passed": True,
+             "observed": "0.7 [0.6132, 0.7868] (n=5, 99% t-interval)"}
+    minimum = {"name": "log10 of the minimum (posts: -4)", "level": 0.005, "passed": False,
+               "observed": "-1.925 [-2.199, -1.652] (n=5, 99% t-interval), TOST p = 0.998"}
+    # a claim that did not hold shows its failed part, never the number of a part that held
+    assert headline({"verdict": NOT_REPRODUCED, "checks": [share, minimum]}) == (
+        "log10 of the minimum: -1.925 [-2.199, -1.652] (n=5, 99% CI)")
+    gap = {"name": "gap > 5 points", "level": 0.005, "passed": True, "observed": "diff 18.89 pts [16.57 pts, 21.21 "
+           "pts] (99% CI), p = 1e-06; MDD at 0.005: 2 pts"}
+    ratio = {"name": "cost ratio", "level": 0.005, "passed": None, "observed": "1.545 [1.472, 1.618] (n=5, 99% CI)"}
+    assert headline({"verdict": INCONCLUSIVE, "checks": [gap, ratio]}) == (
+        "cost ratio: 1.545 [1.472, 1.618] (n=5, 99% CI)")
+    assert headline({"verdict": REPRODUCED, "checks": [gap, dict(ratio, passed=True)]}) == (
+        "gap > 5 points: diff 18.89 [16.57, 21.21] pts (99% CI)")
+    # one check: its number alone; per-seed values as their range
+    assert headline({"verdict": REPRODUCED, "checks": [share]}) == "0.7 [0.6132, 0.7868] (n=5, 99% CI)"
+    seeds = {"name": "spread", "level": None, "passed": True, "observed": "830.4, 469.2, 852.7"}
+    assert headline({"verdict": REPRODUCED, "checks": [seeds]}) == "469.2 to 852.7 (3 seeds)"
+    assert headline({"verdict": REPRODUCED, "checks": [], "ours": "183.9 MiB"}) == "183.9 MiB"
+
+
 def test_the_precision_control_words_an_analogue_s_outcome_as_the_analogue_s(tmp_path):
     from harness.sections import precision_control_section
 
