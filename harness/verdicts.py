@@ -49,11 +49,34 @@ def recorded_label(rec: dict) -> str:
 
 
 def labelled_history(mine: list[dict], claim_id: str, variant: str, profile: str) -> list[dict]:
-    """``decide.history`` with each row's outcome in words (``recorded_label`` of the record it came from).
-    ``mine``: the claim's own verdict records at the profile, oldest first (``collect`` groups them once)."""
+    """``decide.history`` with each row's outcome in words (``recorded_label`` of the record it came from), and a
+    change of the experiment's scale (its budget: images, epochs, network) said where the rule identity, which
+    does not cover it, stayed the same. ``mine``: the claim's own verdict records at the profile, oldest first
+    (``collect`` groups them once)."""
     by_time = {r.get("recorded_at", ""): r for r in mine}
-    return [dict(h, outcome=recorded_label({**by_time.get(h["recorded_at"], {}), "verdict": h["verdict"]}))
-            for h in history(mine, claim_id, variant, profile)]
+    rows, before = [], None
+    for h in history(mine, claim_id, variant, profile):
+        rec = by_time.get(h["recorded_at"], {})
+        row = dict(h, outcome=recorded_label({**rec, "verdict": h["verdict"]}))
+        moved = scale_change(before, rec) if before is not None else []
+        if moved:
+            said = "" if row["changed"].startswith("nothing") else row["changed"] + "; "
+            row["changed"] = said + f"**experiment scale** ({', '.join(moved)})"
+        rows.append(row)
+        before = rec
+    return rows
+
+
+def scale_change(before: dict, after: dict) -> list[str]:
+    """The budget settings (images, epochs, network, ...) two verdict records of a claim were decided at that
+    differ, by name ('' where neither record carries a budget)."""
+    def flat(rec: dict) -> dict:
+        budget = dict(rec.get("budget") or {})
+        return {**{k: v for k, v in budget.items() if k != "settings"}, **(budget.get("settings") or {})}
+    a, b = flat(before), flat(after)
+    if not a or not b:
+        return []
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def verdict_label(rec: dict) -> str:

@@ -216,6 +216,30 @@ def test_every_published_verdict_was_decided_at_the_scale_the_code_runs_today():
                                                     f"{rec.get('budget')}; its case runs {today} today")
 
 
+def test_a_published_scale_change_under_an_unchanged_rule_is_marked_as_a_revision():
+    """Changing an experiment's scale after its verdict, under the same rule identity, changes the rule's
+    meaning after data: the rulebook must record it (an ``Earlier`` entry for the profile, replaced on or after
+    the day of the verdict decided at the old scale), so the page marks the row as revised."""
+    from harness.verdicts import scale_change
+
+    root = Path(__file__).resolve().parent.parent
+    for store in ("store", "matrix/store"):
+        last: dict = {}
+        for rec in Store(root / "reports" / store).records():
+            if rec.get("kind") != "verdict" or not rec.get("arms"):
+                continue
+            key = (rec["claim_id"], rec.get("variant", ""), rec["profile"])
+            before = last.get(key)
+            if before is not None and before.get("identity") == rec.get("identity") and scale_change(before, rec):
+                marks = [e for e in rulebook.HISTORY.get(key[:2], []) if e.profile == key[2]
+                         and e.replaced >= before.get("recorded_at", "")[:10]]
+                assert marks, (f"{store}: {key} was decided at another scale ({scale_change(before, rec)}) under "
+                               f"the same rule after {before.get('recorded_at')}, without a revision in the rulebook")
+            last[key] = rec
+    assert scale_change({"budget": {"settings": {"a": 1}}}, {"budget": {"settings": {"a": 2}}}) == ["a"]
+    assert scale_change({"budget": {"settings": {"a": 1}}}, {}) == []
+
+
 def test_every_share_rule_runs_enough_seeds_to_hold():
     """A share of perfect runs decided by the exact binomial interval cannot hold with too few seeds (at 0.005,
     fewer than 8 for 50%, even when every run is perfect): each profile's case must run at least that many."""

@@ -96,6 +96,25 @@ def test_the_history_words_an_analogue_verdict_as_the_analogue_s(tmp_path):
     assert "| reproduced " in hist
 
 
+def test_the_history_says_when_the_experiment_s_scale_changed_under_the_same_rule(tmp_path):
+    """A rule's identity does not cover its experiment's scale, so the history names a changed budget instead of
+    calling the later verdict a retraining of the same thing."""
+    store = Store(tmp_path / "store")
+    arms = {"checkpoint": [{"size_mib": 183.84, "overhead_bytes": 30000.0}]}
+    small = {"needs_cuda": False, "settings": {"width": 0.25, "steps": 300}}
+    decided(store, "ltfn9_checkpoint_184mb", arms, verdict="reproduced", budget=small)
+    decided(store, "ltfn9_checkpoint_184mb", arms, verdict="reproduced", budget=small,
+            recorded_at="2026-11-29T00:00:00+00:00")
+    decided(store, "ltfn9_checkpoint_184mb", arms, verdict="reproduced", recorded_at="2026-11-30T00:00:00+00:00",
+            budget={"needs_cuda": False, "settings": {"width": 0.25, "steps": 150}})
+    report.build(tmp_path / "store", tmp_path / "out")
+    rows = [line for line in (tmp_path / "out" / "params.md").read_text().splitlines()
+            if line.startswith("| 2026-11-")]
+    assert [r.count("experiment scale") for r in rows] == [0, 0, 1]
+    assert "nothing (the same rule and seeds, retrained)" in rows[1] and "**experiment scale** (steps)" in rows[2]
+    assert "nothing" not in rows[2]
+
+
 def test_changing_a_rule_re_derives_without_training_and_marks_the_revision(tmp_path, monkeypatch):
     store = fill(tmp_path / "store")
     key = ("ltfn9_checkpoint_184mb", "")
