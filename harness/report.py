@@ -161,7 +161,7 @@ def render_index(by_profile: dict[str, dict], store_path: str, n_envs: int = 1, 
                            else worded(rec.get("verdict", NOT_RUN), is_analogue(rec))) + tag
                 if rec.get("earlier"):
                     verdict += " (rule revised)"
-                table.append([link, shorten(c.posts_value, 24), headline(rec), verdict])
+                table.append([link, shorten(c.posts_value, 72), headline(rec), verdict])
                 if parts_text(rec):
                     parts.append(f"`{c.id}`: {parts_text(rec)}")
             if table:
