@@ -190,6 +190,16 @@ def _render_figure(fig_spec: dict, path: Path) -> None:
     figure_from_dict(fig_spec).render(path)
 
 
+def _summary_note(rec: dict) -> str:
+    """Where the stored summary's 95% t-intervals are not the intervals the rule decides on (a row at another
+    level), says so, so a summary interval that clears the rule's level is not read as the decision."""
+    alpha = rec.get("alpha")
+    if "95% t-interval" not in str(rec.get("ours", "")) or not isinstance(alpha, (int, float)) or alpha == 0.025:
+        return ""
+    return (f" (a summary with 95% t-intervals; the rule decides on {100 * (1 - 2 * alpha):g}% intervals, in the "
+            f"checks below)")
+
+
 def _full_cost(family: str) -> str:
     """The family's full profile on one GPU, from its FLOP count (PyTorch's counter, recorded in the Family)."""
     fam = FAMILY.get(family)
@@ -251,7 +261,7 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                     out.append(f"- rule at the {e.profile} profile changed on {e.changed}, before any run there (so "
                                f"not a revision after data): it was {e.rule.render(now.alpha)}; {e.reason}"
                                + (f"; now: {now.render()}" if e.profile != profile else ""))
-                out.append(f"- ours: {rec.get('ours', '-')}")
+                out.append(f"- ours{_summary_note(rec)}: {rec.get('ours', '-')}")
                 if parts_text(rec):
                     out.append(f"- parts: {parts_text(rec)}")
                 if rec.get("reason"):

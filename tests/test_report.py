@@ -115,6 +115,16 @@ def test_the_history_says_when_the_experiment_s_scale_changed_under_the_same_rul
     assert "nothing" not in rows[2]
 
 
+def test_a_summary_interval_at_95_percent_is_told_apart_from_the_rule_s_interval():
+    from harness.report import _summary_note
+
+    rec = {"alpha": 0.005, "ours": "89.50% [82.42%, 96.58%] (n=5, 95% t-interval)"}
+    assert "the rule decides on 99% intervals" in _summary_note(rec)
+    assert _summary_note(dict(rec, alpha=0.025)) == ""  # the summary's intervals are the rule's
+    assert _summary_note(dict(rec, ours="183.9 on every seed (n=2)")) == ""  # no interval to confuse
+    assert _summary_note({"ours": rec["ours"]}) == ""  # a record without a level (older decision code)
+
+
 def test_changing_a_rule_re_derives_without_training_and_marks_the_revision(tmp_path, monkeypatch):
     store = fill(tmp_path / "store")
     key = ("ltfn9_checkpoint_184mb", "")
