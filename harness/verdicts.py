@@ -69,7 +69,7 @@ def labelled_history(mine: list[dict], claim_id: str, variant: str, profile: str
 
 def scale_change(before: dict, after: dict) -> list[str]:
     """The budget settings (images, epochs, network, ...) two verdict records of a claim were decided at that
-    differ, by name ('' where neither record carries a budget)."""
+    differ, by name (none where either record lacks a budget: older records, runs without a case)."""
     def flat(rec: dict) -> dict:
         budget = dict(rec.get("budget") or {})
         return {**{k: v for k, v in budget.items() if k != "settings"}, **(budget.get("settings") or {})}
