@@ -30,6 +30,7 @@ from harness.records import figure_from_dict, legend_line
 from harness.sections import seed_text, wall_seconds, md_table, precision_control_section, variance_section
 from harness.verdicts import (PROFILE_ORDER, UNCONFIRMED, analogue_setting, is_analogue, parts_text,
                               verdict_label, claim_rows, collect, worded)
+from harness.rulebase import _pct
 from harness.rulebook import HYPOTHESES, PRE_DATA, decision, stochastic_rows
 from harness.store import STORE_FILE, Store, StoreCorruptError
 from harness.summary import (export_files, export_rows, headline, learned, mark_past_range,
@@ -194,10 +195,9 @@ def _summary_note(rec: dict) -> str:
     """Where the stored summary's 95% t-intervals are not the intervals the rule decides on (a row at another
     level), says so, so a summary interval that clears the rule's level is not read as the decision."""
     alpha = rec.get("alpha")
-    if "95% t-interval" not in str(rec.get("ours", "")) or not isinstance(alpha, (int, float)) or alpha == 0.025:
+    if "95% t-interval" not in str(rec.get("ours", "")) or not isinstance(alpha, (int, float)) or _pct(alpha) == "95%":
         return ""
-    return (f" (a summary with 95% t-intervals; the rule decides on {100 * (1 - 2 * alpha):g}% intervals, in the "
-            f"checks below)")
+    return f" (a summary with 95% t-intervals; the rule decides on {_pct(alpha)} intervals, in the checks below)"
 
 
 def _full_cost(family: str) -> str:
