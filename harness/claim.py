@@ -372,8 +372,9 @@ class ClaimContext:
                notes: list[str] | None = None) -> None:
         """Hand over the runs by arm label; the harness applies the registered rule (``harness.rulebook``) at
         its own level to these runs alone, stores the verdict with the rule, its identity and the run ids, and
-        turns it into the test outcome. On seeds other than the claim's confirmatory ones the outcome is
-        exploratory: stored and shown, never the claim's verdict. Tables, figures and notes are presentation."""
+        turns it into the test outcome. On seeds other than the claim's confirmatory draw of its registered
+        count the outcome is exploratory: stored and shown, never the claim's verdict. Tables, figures and
+        notes are presentation."""
         key = (self.case.claim_id, self.case.variant)
         if self.vary != "all":  # sources-of-variance runs are stored and shown; they never decide the claim
             for runs in arms.values():
@@ -385,8 +386,10 @@ class ClaimContext:
         derived = D.derive(*key, self.profile, D.frame(arms))
         fields = D.as_fields(derived)
         fields["rule"] = D.rule_for(*key, self.profile).rule.to_dict()
-        wanted = D.confirmatory_seeds(self.case.claim_id, self.profile, len(self.seeds))
-        fields["exploratory"] = tuple(self.seeds) != wanted
+        # confirmatory: exactly the draw of the seed count registered for the claim (its budget), never seeds
+        # given by hand, nor a longer prefix of the draw (more seeds after an open verdict is optional stopping)
+        wanted = D.confirmatory_seeds(self.case.claim_id, self.profile, self.budget.seeds)
+        fields["exploratory"] = self.bench.seeds is not None or tuple(self.seeds) != wanted
         if fields["verdict"] == NOT_RUN:
             fields["not_run_reason"] = "profile"
         if control:

@@ -69,14 +69,18 @@ def labelled_history(mine: list[dict], claim_id: str, variant: str, profile: str
 
 def scale_change(before: dict, after: dict) -> list[str]:
     """The budget settings (images, epochs, network, ...) two verdict records of a claim were decided at that
-    differ, by name (none where either record lacks a budget: older records, runs without a case)."""
+    differ, by name (none where either record lacks a budget: older records, runs without a case), and "seeds
+    per arm" where both are confirmatory on different counts: the draw extends as a prefix, so a count raised
+    after a verdict decides partly on the runs that gave it (a revision, like a new scale)."""
     def flat(rec: dict) -> dict:
         budget = dict(rec.get("budget") or {})
         return {**{k: v for k, v in budget.items() if k != "settings"}, **(budget.get("settings") or {})}
     a, b = flat(before), flat(after)
-    if not a or not b:
-        return []
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    moved = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) if a and b else []
+    confirmatory = not before.get("exploratory", True) and not after.get("exploratory", True)
+    if confirmatory and len(before.get("seeds") or []) != len(after.get("seeds") or []):
+        moved.append("seeds per arm")
+    return moved
 
 
 def verdict_label(rec: dict) -> str:

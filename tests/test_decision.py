@@ -191,10 +191,10 @@ def test_the_counting_claims_are_decided_at_cpu_by_declared_lite0_analogues():
 
 
 def test_every_published_verdict_was_decided_at_the_scale_the_code_runs_today():
-    """A rule's identity does not cover its experiment's scale (images, epochs, network), yet the scale can
-    change an analogue's outcome. So every current published verdict must carry the budget its claim's case
-    has today: a scale changed after publication fails here until the claim is republished (and, for an
-    analogue changed after its data, marked as revised)."""
+    """A rule's identity does not cover its experiment's scale (images, epochs, network) nor its seed count,
+    yet either can change an outcome. So every current published verdict must carry the budget and the number
+    of seeds its claim's case has today: a change after publication fails here until the claim is republished
+    (and, where it came after the claim's data, marked as revised)."""
     import importlib
     import json
 
@@ -211,9 +211,13 @@ def test_every_published_verdict_was_decided_at_the_scale_the_code_runs_today():
         records = Store(root / "reports" / store).records()
         for profile in ("cpu", "full"):
             for (cid, var), rec in D.latest_decided(records, profile).items():
-                today = json.loads(json.dumps(cases[(cid, var)].budgets[profile].as_config()))
+                budget = cases[(cid, var)].budgets[profile]
+                today = json.loads(json.dumps(budget.as_config()))
                 assert rec.get("budget") == today, (f"{store}: {cid} {var!r} at {profile} was decided on budget "
                                                     f"{rec.get('budget')}; its case runs {today} today")
+                assert len(rec["seeds"]) == budget.seeds, (f"{store}: {cid} {var!r} at {profile} was decided on "
+                                                           f"{len(rec['seeds'])} seeds; its case registers "
+                                                           f"{budget.seeds}")
 
 
 def test_a_published_scale_change_under_an_unchanged_rule_is_marked_as_a_revision():
@@ -225,19 +229,26 @@ def test_a_published_scale_change_under_an_unchanged_rule_is_marked_as_a_revisio
     root = Path(__file__).resolve().parent.parent
     for store in ("store", "matrix/store"):
         last: dict = {}
+        confirmed: dict = {}  # the last confirmatory record: an exploratory one between must not hide a change
         for rec in Store(root / "reports" / store).records():
             if rec.get("kind") != "verdict" or not rec.get("arms"):
                 continue
             key = (rec["claim_id"], rec.get("variant", ""), rec["profile"])
-            before = last.get(key)
-            if before is not None and before.get("identity") == rec.get("identity") and scale_change(before, rec):
+            for before in (last.get(key), confirmed.get(key)):
+                if before is None or before.get("identity") != rec.get("identity") or not scale_change(before, rec):
+                    continue
                 marks = [e for e in rulebook.HISTORY.get(key[:2], []) if e.profile == key[2]
                          and e.replaced >= before.get("recorded_at", "")[:10]]
                 assert marks, (f"{store}: {key} was decided at another scale ({scale_change(before, rec)}) under "
                                f"the same rule after {before.get('recorded_at')}, without a revision in the rulebook")
             last[key] = rec
+            if not rec.get("exploratory", True):
+                confirmed[key] = rec
     assert scale_change({"budget": {"settings": {"a": 1}}}, {"budget": {"settings": {"a": 2}}}) == ["a"]
     assert scale_change({"budget": {"settings": {"a": 1}}}, {}) == []
+    five, eight = ({"exploratory": False, "seeds": list(range(n))} for n in (5, 8))
+    assert scale_change(five, eight) == ["seeds per arm"]  # more confirmatory seeds after a verdict: a revision
+    assert scale_change(five, dict(eight, exploratory=True)) == []  # seeds by hand decide nothing
 
 
 def test_every_share_rule_runs_enough_seeds_to_hold():

@@ -92,6 +92,36 @@ def test_smoke_never_gives_a_verdict_and_seeds_override(tmp_path):
     assert "would-be outcome: not reproduced" in json.dumps(verdicts)
 
 
+def test_only_the_draw_of_the_registered_seed_count_decides(tmp_path, monkeypatch):
+    """The confirmatory seeds extend as a prefix (the first n of a longer draw are the same), so a longer list
+    given by hand after an open verdict would be optional stopping: more seeds until the interval clears the
+    level. Only the draw of the count the claim's budget registers decides; any --seeds list is exploratory."""
+    from harness import decide as D
+    from harness import rulebook
+    from harness.rulebook import Decision
+    from harness.rules import AtLeast, M
+
+    for variant, level, stat in (("holds", 0.0, "each"), ("fails", 100.0, "each"), ("undecided", 0.5, "mean")):
+        rule = AtLeast(M("arm", "v"), level, stat=stat)  # the demo's rules, as its module registers them
+        monkeypatch.setitem(rulebook.RULES, ("ltfn9_checkpoint_184mb", variant), {"cpu": Decision(rule),
+                                                                                   "full": Decision(rule)})
+    registered, longer = (D.confirmatory_seeds("ltfn9_checkpoint_184mb", "cpu", n) for n in (2, 3))
+    assert longer[:2] == registered
+    outcomes = []
+    for seeds in (None, longer, registered):
+        r = _run(tmp_path, "--profile", "cpu", "--precision", "fp32", "-k", "holds",
+                 *(("--seeds", ",".join(map(str, seeds))) if seeds else ()))
+        assert r.returncode == 0, r.stdout + r.stderr
+        recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+        rec = [x for x in recs if x["kind"] == "verdict" and x["variant"] == "holds"][-1]
+        outcomes.append((tuple(rec["seeds"]), rec["exploratory"], rec["verdict"]))
+    assert outcomes == [(registered, False, "reproduced"), (longer, True, "reproduced"),
+                        (registered, True, "reproduced")]
+    current = D.latest_decided([json.loads(line) for line in
+                                (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()], "cpu")
+    assert current[("ltfn9_checkpoint_184mb", "holds")]["seeds"] == list(registered)
+
+
 def test_posts_pretrained_claim_runs_with_a_weights_file(tmp_path):
     """The fastai claims' real path with ImageNet weights, fed a ResNet-34 state dict saved here (the real
     weights cannot be downloaded offline): without it the smoke profile runs the cpu profile's Lite0; with it
