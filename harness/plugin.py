@@ -28,7 +28,7 @@ from harness.device import (device_name, resolve_device, resolve_precision, set_
 from harness.executors import make_executor
 from harness.profiles import UsageError, get_profile, parse_seeds
 from harness.seeding import VARY
-from harness.store import Store, StoreCorruptError
+from harness.store import Store, StoreCorruptError, git_info
 from harness.verdict import NOT_RUN
 from harness.verdicts import outcome_label, worded
 
@@ -119,6 +119,18 @@ def _terminate_as_interrupt(signum, frame) -> NoReturn:
     raise KeyboardInterrupt(f"terminated (signal {signum})")
 
 
+def _unclean_checkout(git: dict) -> str:
+    """'' when the code is a git checkout without uncommitted changes (``store.git_info``; the report folder
+    does not count), else what a published run could not name: the exact code that produced it."""
+    if git.get("dirty") is None:
+        return (f"{ROOT} is not a git checkout (or git failed), so no commit would name the published runs' code; "
+                "publish from a fresh clone (tox -e publish)")
+    if git["dirty"]:
+        return (f"tracked files of {ROOT} outside reports/ have uncommitted changes (`git status` lists them); "
+                "commit them, then publish from a fresh clone (tox -e publish)")
+    return ""
+
+
 def _unwritable(folder: Path) -> str:
     """'' when the store and pages can be written under ``folder`` (created if missing), else why not."""
     try:
@@ -192,6 +204,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if report_dir and Path(report_dir).expanduser().resolve() != published:
             raise pytest.UsageError(f"--publish writes into {published}; it cannot go with --report-dir {report_dir}")
         report_dir = str(published)
+        unclean = _unclean_checkout(git_info())
+        if unclean:
+            raise pytest.UsageError(f"--publish needs a clean checkout: {unclean}")
     elif report_dir and Path(report_dir).expanduser().resolve() == published:
         raise pytest.UsageError(f"{published} is the published report: add --publish to write into it on purpose "
                                 "(maintainers, from a clean clone), or leave --report-dir out for your own results/")

@@ -91,6 +91,29 @@ def test_shared_runs_share_their_seeds_and_no_published_verdict_is_on_seeds_0_to
             assert tuple(rec["seeds"]) == D.confirmatory_seeds(rec["claim_id"], profile, len(rec["seeds"]))
 
 
+def test_every_published_verdict_and_its_runs_come_from_committed_code():
+    """Published numbers come from a clean checkout: each current published verdict, and every run it reads,
+    was recorded with no uncommitted change to the code, at a commit this repository holds."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    records = Store(root / "reports" / "store").records()
+    runs = D.run_index(records)
+    commits = set()
+    for profile in ("cpu", "full"):
+        for (cid, var), rec in D.latest_decided(records, profile).items():
+            read = [runs[i] for ids in rec["arms"].values() for i in ids]
+            for code in [rec["code"]] + [r["git"] for r in read]:
+                assert code["dirty"] is False, (cid, var, profile, code)
+                commits.add(code["commit"])
+    assert commits
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True).returncode:
+        pytest.skip("not a git checkout: the commits cannot be looked up")
+    for commit in sorted(commits):
+        held = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root, capture_output=True)
+        assert held.returncode == 0, f"a published verdict or run names commit {commit}, which this repository lacks"
+
+
 def test_the_declared_decision_version_matches_the_decision_code():
     assert version.mismatch() == "", version.mismatch()
 

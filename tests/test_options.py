@@ -111,6 +111,20 @@ def test_command_line_usage_errors_and_collection():
     assert sel.stdout.count("::") == 1
 
 
+def test_publishing_needs_a_clean_checkout(tmp_path):
+    """Published runs name the commit of their code, so --publish refuses a checkout with uncommitted changes
+    to its code (the report folder, which the runs write, does not count) and a folder git cannot read."""
+    from harness.plugin import _unclean_checkout
+
+    assert _unclean_checkout({"commit": "abc", "dirty": False}) == ""
+    assert "uncommitted changes" in _unclean_checkout({"commit": "abc", "dirty": True})
+    assert "not a git checkout" in _unclean_checkout({"commit": "unknown", "dirty": None})
+    env = {**os.environ, "GIT_DIR": str(tmp_path / "no-repo")}  # git fails here as outside any checkout
+    bad = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", "--publish"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode == 4 and "--publish needs a clean checkout" in bad.stderr, bad.stderr
+
+
 def test_markers_select_what_they_describe():
     fast = _pytest("benchmarks", "--collect-only", "-q", "-m", "not slow")
     assert fast.returncode == 0 and "test_counting" not in fast.stdout and "test_speed" not in fast.stdout
