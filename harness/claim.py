@@ -49,6 +49,7 @@ class ClaimBench:
     report_dir: Path
     fresh: bool
     claims: tuple[str, ...] | None
+    resume_commit: str | None = None  # --publish: resume only runs the clean checkout of this commit trained
     user_weights: bool = False
     device_chosen: bool = False  # --device / CLAIMBENCH_DEVICE named a device (not "auto")
     weights_file: Path | None = None
@@ -296,7 +297,7 @@ class ClaimContext:
             cfg = dict(config or {})
         return dict(experiment=experiment or self.case.claim_id, profile=self.profile, arm=arm,
                     config=cfg, seed=seed, device=str(self.device), device_name=self.bench.device_name, fn=fn,
-                    fresh=self.bench.fresh, session=self.bench.session_runs)
+                    fresh=self.bench.fresh, session=self.bench.session_runs, commit=self.bench.resume_commit)
 
     def __reduce__(self):
         """Pickled into a run's function for another process: a stand-in without pytest state."""

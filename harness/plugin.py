@@ -200,13 +200,16 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"the {profile.name} profile never writes into the published report "
                                     f"({published}); give another --report-dir or leave it out")
         report_dir = report_dir or str(ROOT / ".cache" / "smoke-report")
+    resume_commit = None  # publishing resumes only the runs of the commit it publishes from
     if publish:
         if report_dir and Path(report_dir).expanduser().resolve() != published:
             raise pytest.UsageError(f"--publish writes into {published}; it cannot go with --report-dir {report_dir}")
         report_dir = str(published)
-        unclean = _unclean_checkout(git_info())
+        code = git_info()
+        unclean = _unclean_checkout(code)
         if unclean:
             raise pytest.UsageError(f"--publish needs a clean checkout: {unclean}")
+        resume_commit = code["commit"]
     elif report_dir and Path(report_dir).expanduser().resolve() == published:
         raise pytest.UsageError(f"{published} is the published report: add --publish to write into it on purpose "
                                 "(maintainers, from a clean clone), or leave --report-dir out for your own results/")
@@ -264,6 +267,7 @@ def pytest_configure(config: pytest.Config) -> None:
         allow_download=bool(allow) or not (opt("--offline") or _env_flag("CLAIMBENCH_OFFLINE")),
         user_weights=bool(opt("--user-weights")) or _env_flag("CLAIMBENCH_USER_WEIGHTS"),
         report_dir=Path(report_dir).expanduser().resolve(), fresh=bool(opt("--fresh")), claims=claims,
+        resume_commit=resume_commit,
         weights_file=Path(weights).expanduser().resolve() if weights else None, folders=folders,
         cache_dir=cache_dir, executor=executor, vary=vary,
         # a worker's lines go to the controller's terminal, where it made a folder for them

@@ -274,12 +274,14 @@ class Store:
                 and (profile is None or r["profile"] == profile)]
 
     def find_run(self, experiment: str, profile: str, cfg_hash: str, seed: int,
-                 env_hash: str | None = None) -> dict | None:
-        """The latest finished run with this key (and, when given, produced in this environment)."""
+                 env_hash: str | None = None, commit: str | None = None) -> dict | None:
+        """The latest finished run with this key (and, when given, produced in this environment, by the clean
+        checkout of this commit)."""
         found = None
         for r in self.runs(experiment, profile):
             if (r.get("config_hash") == cfg_hash and r.get("seed") == seed and r.get("status") == "finished"
-                    and (env_hash is None or r.get("env_hash") == env_hash)):
+                    and (env_hash is None or r.get("env_hash") == env_hash)
+                    and (commit is None or r.get("git") == {"commit": commit, "dirty": False})):
                 found = r
         return found
 
@@ -306,20 +308,22 @@ class Store:
         return pd.DataFrame(rows)
 
     def is_finished(self, *, experiment: str, profile: str, arm: str, config: dict, seed: int, device: str,
-                    device_name: str, fresh: bool = False, session: dict | None = None, **_) -> bool:
+                    device_name: str, fresh: bool = False, session: dict | None = None, commit: str | None = None,
+                    **_) -> bool:
         """Whether :meth:`run` with these arguments would return a finished run without calling its function."""
         h, _, env_h = _run_key(experiment, profile, arm, config, device, device_name)
         if session is not None and (h, seed, env_h) in session:
             return True
-        return not fresh and self.find_run(experiment, profile, h, seed, env_hash=env_h) is not None
+        return not fresh and self.find_run(experiment, profile, h, seed, env_hash=env_h, commit=commit) is not None
 
     def run(self, *, experiment: str, profile: str, arm: str, config: dict, seed: int, device: str,
             device_name: str, fn: Callable[[], dict], fresh: bool = False,
-            session: dict | None = None, role: str = "") -> dict:
+            session: dict | None = None, role: str = "", commit: str | None = None) -> dict:
         """Return this environment's finished run for (claim, profile, arm config, seed), or run ``fn`` and store it.
 
         ``fn`` returns a dict of results (``history``, ``final``, ``wall_s``, ...). A run that raises is
-        not stored, so the next invocation runs it again.
+        not stored, so the next invocation runs it again. With ``commit`` (publishing) only a run the clean
+        checkout of that commit produced is resumed: the code a page names is the code that trained its runs.
         """
         h, env, env_h = _run_key(experiment, profile, arm, config, device, device_name)
         if session is not None and (h, seed, env_h) in session:  # trained once per session, --fresh or not
@@ -328,7 +332,7 @@ class Store:
         # finds it stored (exactly once across processes sharing the store, e.g. pytest-xdist workers).
         with self._run_lock(f"{experiment}-{profile}-{h}-{seed}-{env_h}"):
             return self._run_locked(experiment, profile, arm, config, seed, device, device_name, fn, fresh,
-                                    session, h, env, env_h, role)
+                                    session, h, env, env_h, role, commit)
 
     @contextlib.contextmanager
     def _run_lock(self, key: str):
@@ -344,9 +348,9 @@ class Store:
             os.close(fd)
 
     def _run_locked(self, experiment, profile, arm, config, seed, device, device_name, fn, fresh, session, h, env,
-                    env_h, role="") -> dict:
+                    env_h, role="", commit=None) -> dict:
         if not fresh:  # resume only what this environment finished (machine, device, threads, versions)
-            done = self.find_run(experiment, profile, h, seed, env_hash=env_h)
+            done = self.find_run(experiment, profile, h, seed, env_hash=env_h, commit=commit)
             if done is not None and done.get("run_id"):
                 if session is not None:
                     session[(h, seed, env_h)] = done

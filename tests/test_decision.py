@@ -93,7 +93,9 @@ def test_shared_runs_share_their_seeds_and_no_published_verdict_is_on_seeds_0_to
 
 def test_every_published_verdict_and_its_runs_come_from_committed_code():
     """Published numbers come from a clean checkout: each current published verdict, and every run it reads,
-    was recorded with no uncommitted change to the code, at a commit this repository holds."""
+    was recorded with no uncommitted change to the code, at a commit this repository holds, and its runs at
+    the verdict's own commit (the one its page names): a run resumed from older code would stand under a
+    commit that did not produce it (``--publish`` resumes only its own commit's runs)."""
     import subprocess
 
     root = Path(__file__).resolve().parent.parent
@@ -105,6 +107,7 @@ def test_every_published_verdict_and_its_runs_come_from_committed_code():
             read = [runs[i] for ids in rec["arms"].values() for i in ids]
             for code in [rec["code"]] + [r["git"] for r in read]:
                 assert code["dirty"] is False, (cid, var, profile, code)
+                assert code["commit"] == rec["code"]["commit"], (cid, var, profile, code, rec["code"])
                 commits.add(code["commit"])
     assert commits
     if subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True).returncode:

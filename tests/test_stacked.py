@@ -226,8 +226,9 @@ def test_a_stack_that_runs_out_of_gpu_memory_trains_its_seeds_one_by_one(tmp_pat
     from harness.store import Store
 
     said = []
-    bench = SimpleNamespace(store=Store(tmp_path / "store"), fresh=False, session_runs={}, device=torch.device("cpu"),
-                            device_name="CPU", profile=SimpleNamespace(name="cpu"), announce=said.append)
+    bench = SimpleNamespace(store=Store(tmp_path / "store"), fresh=False, resume_commit=None, session_runs={},
+                            device=torch.device("cpu"), device_name="CPU", profile=SimpleNamespace(name="cpu"),
+                            announce=said.append)
     ctx = ClaimContext(bench, case="demo", budget=None, seeds=(0, 1))
 
     def many(seeds):

@@ -48,6 +48,28 @@ def test_resume_reuses_finished_runs_unless_fresh(tmp_path):
     assert calls == [0, 1, 1, 1]
 
 
+def test_publishing_resumes_only_the_runs_of_its_own_clean_commit(tmp_path, monkeypatch):
+    """A publication names its commit on every page, so it resumes only runs that the clean checkout of that
+    commit trained: a run from older code, or from a tree with uncommitted changes, is trained again."""
+    import harness.store as store_mod
+
+    store, calls = Store(tmp_path), []
+
+    def trained_at(commit, dirty=False, publishing=None):
+        monkeypatch.setattr(store_mod, "provenance", lambda: {"versions": {}, "host": "vm",
+                                                              "git": {"commit": commit, "dirty": dirty}})
+        return store.run(experiment="e", profile="cpu", arm="a", config={}, seed=0, device="cpu",
+                         device_name="CPU", fn=lambda: calls.append(commit) or {"wall_s": 0.01}, commit=publishing)
+
+    trained_at("old")
+    assert trained_at("old", publishing="old")["resumed"] and calls == ["old"]
+    assert not trained_at("new", publishing="new")["resumed"] and calls == ["old", "new"]
+    assert trained_at("new")["resumed"]  # a user's own session resumes whatever this environment trained
+    store = Store(tmp_path / "wip")
+    trained_at("wip", dirty=True)
+    assert not trained_at("wip", publishing="wip")["resumed"] and calls == ["old", "new", "wip", "wip"]
+
+
 def test_failed_run_is_not_stored(tmp_path):
     store = Store(tmp_path)
     with pytest.raises(RuntimeError):
