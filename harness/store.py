@@ -128,6 +128,12 @@ def provenance() -> dict[str, Any]:
     return {"versions": versions(), "git": git_info(), "host": socket.gethostname()}
 
 
+def _clean_at(record: dict, commit: str) -> bool:
+    """Whether a run was recorded by the clean checkout of ``commit``."""
+    git = record.get("git") or {}
+    return git.get("commit") == commit and git.get("dirty") is False
+
+
 def _run_key(experiment: str, profile: str, arm: str, config: dict, device: str, device_name: str):
     """What a run is found by: (config hash, environment, environment hash)."""
     h = config_hash({"experiment": experiment, "profile": profile, "arm": arm, "config": config,
@@ -281,7 +287,7 @@ class Store:
         for r in self.runs(experiment, profile):
             if (r.get("config_hash") == cfg_hash and r.get("seed") == seed and r.get("status") == "finished"
                     and (env_hash is None or r.get("env_hash") == env_hash)
-                    and (commit is None or r.get("git") == {"commit": commit, "dirty": False})):
+                    and (commit is None or _clean_at(r, commit))):
                 found = r
         return found
 
