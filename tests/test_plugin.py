@@ -44,6 +44,11 @@ CLAIM_TESTS = textwrap.dedent('''
 ''')
 
 
+def _records(tmp_path) -> list[dict]:
+    """Every line of the session's store (``_run`` writes it under ``tmp_path / "rep"``), as written."""
+    return [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+
+
 def _run(tmp_path, *args, tests=CLAIM_TESTS, ci=None):
     (tmp_path / "test_claims_demo.py").write_text(tests)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CLAIMBENCH_DEVICE": "cpu", "CLAIMBENCH_OFFLINE": "1"}
@@ -68,7 +73,7 @@ def test_verdicts_map_to_outcomes_and_reach_the_report(tmp_path, ci):
     assert "inconclusive: ltfn9_checkpoint_184mb-undecided" in out
     assert "not run (device)" in out and "claimbench verdicts (profile cpu" in out
     assert "not run in this session (not selected, or no test collected): paintings_resnet34_95pct" in out
-    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    recs = _records(tmp_path)
     assert sum(r["kind"] == "run" for r in recs) == 6  # 3 variants x 2 seeds; the GPU claim never ran
     verdicts = [r for r in recs if r["kind"] == "verdict"]
     assert {r["verdict"] for r in verdicts} == {"reproduced", "not_reproduced", "inconclusive", "not_run"}
@@ -84,7 +89,7 @@ def test_smoke_never_gives_a_verdict_and_seeds_override(tmp_path):
     r = _run(tmp_path, "--profile", "smoke", "--seeds", "5,6,7")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "3 passed, 1 skipped" in r.stdout
-    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    recs = _records(tmp_path)
     verdicts = [r for r in recs if r["kind"] == "verdict"]
     assert {v["verdict"] for v in verdicts} == {"not_run"}
     assert sorted(v["not_run_reason"] for v in verdicts) == ["device", "profile", "profile", "profile"]
@@ -112,13 +117,12 @@ def test_only_the_draw_of_the_registered_seed_count_decides(tmp_path, monkeypatc
         r = _run(tmp_path, "--profile", "cpu", "--precision", "fp32", "-k", "holds",
                  *(("--seeds", ",".join(map(str, seeds))) if seeds else ()))
         assert r.returncode == 0, r.stdout + r.stderr
-        recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+        recs = _records(tmp_path)
         rec = [x for x in recs if x["kind"] == "verdict" and x["variant"] == "holds"][-1]
         outcomes.append((tuple(rec["seeds"]), rec["exploratory"], rec["verdict"]))
     assert outcomes == [(registered, False, "reproduced"), (longer, True, "reproduced"),
                         (registered, True, "reproduced")]
-    current = D.latest_decided([json.loads(line) for line in
-                                (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()], "cpu")
+    current = D.latest_decided(recs, "cpu")
     assert current[("ltfn9_checkpoint_184mb", "holds")]["seeds"] == list(registered)
 
 
@@ -140,7 +144,7 @@ def test_posts_pretrained_claim_runs_with_a_weights_file(tmp_path):
     r = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=600,
                        env={**env, "TORCH_HOME": str(tmp_path / "hub")})
     assert r.returncode == 0, r.stdout + r.stderr  # no file: the cpu profile's backbone (Lite0) at toy size
-    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    recs = _records(tmp_path)
     assert [x["config"]["arch"] for x in recs if x["kind"] == "run"] == ["efficientnet_lite0"]
     shutil.rmtree(tmp_path / "rep")
     r = subprocess.run(base + ["--weights", str(weights)], cwd=ROOT, capture_output=True, text=True, timeout=600,
@@ -150,7 +154,7 @@ def test_posts_pretrained_claim_runs_with_a_weights_file(tmp_path):
     r = subprocess.run(base + ["--weights", str(weights), "--user-weights"], cwd=ROOT, capture_output=True,
                        text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    recs = _records(tmp_path)
     runs = [x for x in recs if x["kind"] == "run"]
     assert len(runs) == 1 and runs[0]["config"]["pretrained"] and runs[0]["config"]["arch"] == "resnet34"
     assert len(runs[0]["stages"]) == 2 and "error_rate" in runs[0]["stages"][0]["history"][-1]
@@ -178,7 +182,7 @@ def test_transfer_runs_on_a_user_folder_and_a_missing_one_is_not_run(tmp_path):
                                f"kittencat={tmp_path / 'pets'}"], cwd=ROOT, capture_output=True, text=True,
                        timeout=600, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    recs = _records(tmp_path)
     assert {x["config"]["n_images"] for x in recs if x["kind"] == "run"} == {24}
     r = subprocess.run(base + ["--folder", f"paintings={tmp_path / 'nothing'}"], cwd=ROOT, capture_output=True,
                        text=True, timeout=600, env=env)
@@ -206,7 +210,7 @@ def test_a_newcomer_offline_gets_clear_not_run_lines_within_a_minute(tmp_path):
         line = next(x for x in r.stdout.splitlines() if x.startswith("SKIPPED") and cid in x)
         assert "not run (data)" in line and "downloading is off" in line and "looked at" in line, line
     # the store keeps no path of this machine: the data folder is written as <data-dir> (the header names it)
-    recs = [json.loads(x) for x in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    recs = _records(tmp_path)
     reasons = [x["reason"] for x in recs if x.get("not_run_reason") == "data"]
     assert reasons and all(str(tmp_path) not in x for x in reasons), reasons
     assert all("<data-dir>" in x for x in reasons), reasons
@@ -261,7 +265,7 @@ def test_bf16_session_trains_one_fp32_control_seed_per_family(tmp_path):
     its own environment and role, named by the verdict, never among the runs that decide, shown on the page."""
     r = _run(tmp_path, "--profile", "cpu", "--precision", "bf16")
     assert "precision=bf16" in r.stdout, r.stdout + r.stderr
-    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    recs = _records(tmp_path)
     runs = [x for x in recs if x["kind"] == "run"]
     controls = [x for x in runs if x.get("role") == "precision-control"]
     assert len(runs) == 7 and len(controls) == 1  # 3 variants x 2 seeds + one control for the family
@@ -311,7 +315,7 @@ def test_environments_share_a_store_and_the_stability_page_shows_flips(tmp_path)
     assert a.returncode == 1, a.stdout + a.stderr  # "flips" fails in fp32
     b = _run(tmp_path, "--profile", "cpu", "--precision", "bf16", tests=ENV_TESTS)
     assert b.returncode == 0, b.stdout + b.stderr
-    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    recs = _records(tmp_path)
     runs = [r for r in recs if r["kind"] == "run" and r.get("role") != "precision-control"]
     assert len(runs) == 8 and len({r["env_hash"] for r in runs}) == 2  # 2 variants x 2 seeds x 2 environments
     page = (tmp_path / "rep" / "stability.md").read_text()
@@ -417,7 +421,7 @@ def test_sources_of_variance_are_stored_beside_and_named_on_the_page(tmp_path):
         r = _run(tmp_path, "--profile", "cpu", "--precision", "fp32", "--vary", vary, "--seeds", "0-2",
                  tests=VARY_TESTS)
         assert r.returncode in (0, 5), r.stdout + r.stderr
-    recs = [json.loads(line) for line in (tmp_path / "rep" / "store" / "runs.jsonl").read_text().splitlines()]
+    recs = _records(tmp_path)
     assert sum(x["kind"] == "verdict" for x in recs) == 1  # --vary runs decide nothing
     assert sorted((x["config"].get("vary", "all"), x["seed"]) for x in recs if x["kind"] == "run") == [
         (v, s) for v in ("all", "init", "split") for s in range(3)]  # order: this family does not isolate it
