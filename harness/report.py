@@ -24,7 +24,7 @@ from pathlib import Path
 from harness import stability
 from harness.claims import CATALOGUE, FAMILY
 from harness.estimate import UTILISATION, peak_of
-from harness.decide import (run_index)
+from harness.decide import confirmatory_seeds, is_current, run_index
 from harness.profiles import PROFILES
 from harness.records import figure_from_dict, legend_line
 from harness.sections import seed_text, wall_seconds, md_table, precision_control_section, variance_section
@@ -426,6 +426,11 @@ def verify(store_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[str
             if missing:
                 problems.append(f"{store_dir}: the verdict of {r['claim_id']} ({r['profile']}, "
                                 f"{r.get('recorded_at', '')}) names run(s) the store lacks: {', '.join(missing[:5])}")
+            seeds = tuple(r.get("seeds") or ())
+            if is_current(r) and seeds != confirmatory_seeds(r["claim_id"], r["profile"], len(seeds)):
+                problems.append(f"{store_dir}: the verdict of {r['claim_id']} ({r['profile']}, "
+                                f"{r.get('recorded_at', '')}) is stored as confirmatory on seeds its rules did not "
+                                f"draw: {', '.join(map(str, seeds[:5]))}")
             if r.get("decision_version") and _newer(r["decision_version"], DECISION_VERSION):
                 problems.append(f"{store_dir}: a verdict of {r['claim_id']} was decided by decision version "
                                 f"{r['decision_version']}, newer than this code's {DECISION_VERSION}")

@@ -179,6 +179,21 @@ def test_verify_fails_when_a_stored_metric_is_edited(tmp_path, capsys):
     assert report.main(["--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--verify"]) == 1
 
 
+def test_verify_fails_when_a_verdict_is_stored_as_confirmatory_on_seeds_its_rules_did_not_draw(tmp_path):
+    """A page calls a row's seeds confirmatory on the strength of the stored record; --verify re-draws them,
+    so a record on other seeds (the 0-4 of earlier sessions, say) marked confirmatory is caught."""
+    store = Store(tmp_path / "store")
+    decided(store, "ltfn9_checkpoint_184mb", {"checkpoint": [{"size_mib": 183.84, "overhead_bytes": 27915}] * 2},
+            verdict="reproduced")
+    report.build(tmp_path / "store", tmp_path / "out")
+    assert report.verify(tmp_path / "store", tmp_path / "out") == []
+    decided(store, "ltfn9_checkpoint_184mb", {"checkpoint": [{"size_mib": 183.84, "overhead_bytes": 27915}] * 2},
+            verdict="reproduced", seeds=[0, 1], recorded_at="2026-11-29T00:00:00+00:00")
+    report.build(tmp_path / "store", tmp_path / "out")  # the pages agree with the store: only the seeds lie
+    problems = report.verify(tmp_path / "store", tmp_path / "out")
+    assert len(problems) == 1 and "confirmatory on seeds its rules did not draw: 0, 1" in problems[0], problems
+
+
 def test_a_later_failed_setup_never_replaces_a_decided_verdict(tmp_path):
     store = fill(tmp_path / "store")
     not_run(store, "ltfn8_mnist_vgg_979_vs_973", "data")
