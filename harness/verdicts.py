@@ -54,17 +54,35 @@ def labelled_history(mine: list[dict], claim_id: str, variant: str, profile: str
     does not cover it, stayed the same. ``mine``: the claim's own verdict records at the profile, oldest first
     (``collect`` groups them once)."""
     by_time = {r.get("recorded_at", ""): r for r in mine}
-    rows, before = [], None
+    moves: dict[str, set[str]] = {}
+    for rec, _, moved in scale_changes([r for r in mine if r.get("arms")]):
+        moves.setdefault(rec.get("recorded_at", ""), set()).update(moved)
+    rows = []
     for h in history(mine, claim_id, variant, profile):
-        rec = by_time.get(h["recorded_at"], {})
-        row = dict(h, outcome=recorded_label({**rec, "verdict": h["verdict"]}))
-        moved = scale_change(before, rec) if before is not None else []
+        row = dict(h, outcome=recorded_label({**by_time.get(h["recorded_at"], {}), "verdict": h["verdict"]}))
+        moved = sorted(moves.get(h["recorded_at"], ()))
         if moved:
             said = "" if row["changed"].startswith("nothing") else row["changed"] + "; "
             row["changed"] = said + f"**experiment scale** ({', '.join(moved)})"
         rows.append(row)
-        before = rec
     return rows
+
+
+def scale_changes(records: list[dict]) -> list[tuple[dict, dict, list[str]]]:
+    """Each change of scale among one claim's verdict records at a profile (oldest first, those with runs):
+    (the record, the earlier one it differs from, the settings that moved), against the record just before and
+    against the last confirmatory one, so an exploratory record in between cannot hide a change. The claim's
+    history names them; a test requires a rulebook revision for those under an unchanged identity."""
+    out, last, confirmed = [], None, None
+    for rec in records:
+        for before in (last,) if confirmed is last else (last, confirmed):
+            moved = scale_change(before, rec) if before is not None else []
+            if moved:
+                out.append((rec, before, moved))
+        last = rec
+        if not rec.get("exploratory", True):
+            confirmed = rec
+    return out
 
 
 def scale_change(before: dict, after: dict) -> list[str]:

@@ -250,31 +250,29 @@ def test_a_published_scale_change_under_an_unchanged_rule_is_marked_as_a_revisio
     """Changing an experiment's scale after its verdict, under the same rule identity, changes the rule's
     meaning after data: the rulebook must record it (an ``Earlier`` entry for the profile, replaced on or after
     the day of the verdict decided at the old scale), so the page marks the row as revised."""
-    from harness.verdicts import scale_change
+    from harness.verdicts import scale_change, scale_changes
 
     root = Path(__file__).resolve().parent.parent
     for store in ("store", "matrix/store"):
-        last: dict = {}
-        confirmed: dict = {}  # the last confirmatory record: an exploratory one between must not hide a change
+        by_claim: dict = {}
         for rec in Store(root / "reports" / store).records():
-            if rec.get("kind") != "verdict" or not rec.get("arms"):
-                continue
-            key = (rec["claim_id"], rec.get("variant", ""), rec["profile"])
-            for before in (last.get(key), confirmed.get(key)):
-                if before is None or before.get("identity") != rec.get("identity") or not scale_change(before, rec):
+            if rec.get("kind") == "verdict" and rec.get("arms"):
+                by_claim.setdefault((rec["claim_id"], rec.get("variant", ""), rec["profile"]), []).append(rec)
+        for key, records in by_claim.items():
+            for rec, before, moved in scale_changes(records):
+                if before.get("identity") != rec.get("identity"):
                     continue
                 marks = [e for e in rulebook.HISTORY.get(key[:2], []) if e.profile == key[2]
                          and e.replaced >= before.get("recorded_at", "")[:10]]
-                assert marks, (f"{store}: {key} was decided at another scale ({scale_change(before, rec)}) under "
-                               f"the same rule after {before.get('recorded_at')}, without a revision in the rulebook")
-            last[key] = rec
-            if not rec.get("exploratory", True):
-                confirmed[key] = rec
+                assert marks, (f"{store}: {key} was decided at another scale ({moved}) under the same rule after "
+                               f"{before.get('recorded_at')}, without a revision in the rulebook")
     assert scale_change({"budget": {"settings": {"a": 1}}}, {"budget": {"settings": {"a": 2}}}) == ["a"]
     assert scale_change({"budget": {"settings": {"a": 1}}}, {}) == []
     five, eight = ({"exploratory": False, "seeds": list(range(n))} for n in (5, 8))
     assert scale_change(five, eight) == ["seeds per arm"]  # more confirmatory seeds after a verdict: a revision
     assert scale_change(five, dict(eight, exploratory=True)) == []  # seeds by hand decide nothing
+    by_hand = dict(eight, exploratory=True)  # an exploratory record between cannot hide the change
+    assert scale_changes([five, by_hand, eight]) == [(eight, five, ["seeds per arm"])]
 
 
 def test_every_share_rule_runs_enough_seeds_to_hold():
