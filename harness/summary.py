@@ -40,7 +40,7 @@ def headline_parts(rec: dict, width: int = 44) -> tuple[str, str]:
     checks = [c for c in rec.get("checks") or [] if c.get("observed")]
     shown = _deciding(rec.get("verdict"), checks)
     text = (_observation(shown) if shown else "") or rec.get("ours") or "-"
-    text = text.split(", p = ")[0].split("; MDD")[0]
+    text = text.split(", p = ")[0].split(", TOST p")[0].split("; MDD")[0]  # the number, not its test statistics
     text = re.sub(r"\[(\S+) pts, (\S+) pts\]", r"[\1, \2] pts", text)
     text = re.sub(r"^diff (\S+) pts \[", r"diff \1 [", text)
     name = re.split(r" \(|: ", shown.get("name") or "")[0] if shown and len(checks) > 1 else ""
@@ -62,7 +62,6 @@ def _observation(check: dict) -> str:
     their range."""
     text = check["observed"]
     if check.get("level") is not None:  # decided by an interval: its observation carries the interval
-        text = text.split(", p = ")[0].split(", TOST p")[0]
         text = re.sub(r"\s*\((\d+(?:\.\d+)?)% (?:t-interval|CI)\)", r" (\1% CI)", text)
         return re.sub(r"\(n=(\d+), (\d+(?:\.\d+)?)% t-interval\)", r"(n=\1, \2% CI)", text)
     values = text.split(", ")
