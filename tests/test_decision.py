@@ -11,7 +11,7 @@ from harness import rulebook, version
 from harness import rules as R
 from harness.rulebook import METRIC_DEFS, RULES, Decision
 from harness.store import Store
-from tests_support import decided
+from tests_support import decided, registered_cases
 
 
 def _frame(a, b):
@@ -221,18 +221,10 @@ def test_every_published_verdict_was_decided_at_the_scale_the_code_runs_today():
     yet either can change an outcome. So every current published verdict must carry the budget and the number
     of seeds its claim's case has today: a change after publication fails here until the claim is republished
     (and, where it came after the claim's data, marked as revised)."""
-    import importlib
     import json
 
-    from harness.claims import Case
-
     root = Path(__file__).resolve().parent.parent
-    cases = {}
-    for path in sorted((root / "benchmarks").glob("test_*.py")):
-        module = importlib.import_module(f"benchmarks.{path.stem}")
-        for value in vars(module).values():
-            if isinstance(value, list) and value and all(isinstance(c, Case) for c in value):
-                cases.update({(c.claim_id, c.variant): c for c in value})
+    cases = registered_cases()
     for store in ("store", "matrix/store"):
         records = Store(root / "reports" / store).records()
         for profile in ("cpu", "full"):

@@ -1,6 +1,9 @@
 """The rule vocabulary: each rule can hold, fail and stay undecided on data that could have come out either
-way; rules render their numbers, hash by content and survive the round trip through the store."""
+way, and so can every registered rule; rules render their numbers, hash by content and survive the round
+trip through the store."""
+import itertools
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -217,3 +220,82 @@ def test_a_share_needs_enough_seeds_to_hold_and_only_0_or_1_values():
         R.Share(PERFECT, 1.0)
     assert rule.decide(_perfect([1, float("nan"), 1])).verdict == R.INCONCLUSIVE  # a missing seed is not a 0
     assert rule.stochastic() and R.from_dict(rule.to_dict()) == rule
+
+
+# ------------------------------------------------------------------ every registered check can go either way
+FAR = 1e9  # the ends of a metric without a bounded range (costs, ratios, sizes, log10 of a rate)
+
+
+def _candidates(term: M, leaf, n: int) -> list[np.ndarray]:
+    """Per-seed values the term's metric can take (an accuracy lies in 0-100%), near the ends of its range and
+    at each threshold the rule names: each once the same on every seed and once spread a little (a t-test
+    needs some variance). Enough to reach every outcome a rule of the vocabulary can give."""
+    lo, hi = (0.0, 1.0) if term.unit == "%" else (-FAR, FAR)
+    marks = [getattr(leaf, k, None) for k in ("level", "value", "low", "high")]
+    if isinstance(leaf, InBand):
+        marks.append((leaf.low + leaf.high) / 2)
+    centres = {lo, hi} | {min(max(float(x), lo), hi) for x in marks if isinstance(x, (int, float))}
+    out = []
+    for c in sorted(centres):
+        spread = 1e-3 * max(1.0, abs(c)) * np.arange(n)
+        out.append(np.full(n, c))
+        out.append(c - spread if c + spread[-1] > hi else c + spread)
+    return out
+
+
+def reachable_outcomes(leaf, alpha: float, n: int) -> set[str]:
+    """The outcomes a decided part of a rule gives on n seeds of values its metrics can take."""
+    if isinstance(leaf, R.Share):  # a 0/1 outcome per seed: every seed one way or the other
+        values = [np.zeros(n), np.ones(n)]
+        return {leaf.decide(_frame({leaf.term: v}), alpha).verdict for v in values}
+    terms = [leaf.a, leaf.b] if isinstance(leaf, Greater) else [leaf.term]
+    got = set()
+    with warnings.catch_warnings():  # scipy warns of a t-test on values equal on every seed (TOST's p is shown only)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for combo in itertools.product(*(_candidates(t, leaf, n) for t in terms)):
+            got.add(leaf.decide(_frame(dict(zip(terms, combo))), alpha).verdict)
+            if {R.REPRODUCED, R.NOT_REPRODUCED} <= got:
+                break
+    return got
+
+
+def _frame(values: dict) -> pd.DataFrame:
+    """Runs of every arm the terms name, one per seed, with the term's metric set to its values."""
+    rows = {}
+    for term, v in values.items():
+        for arm in term.arm_tuple:
+            for seed, x in enumerate(v):
+                rows.setdefault((arm, seed), {"arm": arm, "seed": seed})[term.metric] = float(x)
+    return pd.DataFrame(list(rows.values()))
+
+
+@pytest.mark.parametrize("leaf,missing", [
+    (AtMost(ACC, 1.0), R.NOT_REPRODUCED),               # no accuracy exceeds 100%: cannot fail
+    (AtLeast(ACC, 0.0), R.NOT_REPRODUCED),              # nor falls below 0%
+    (InBand(ACC, -0.5, 1.5), R.NOT_REPRODUCED),
+    (AtLeast(ACC, 1.01), R.REPRODUCED),                 # cannot hold
+    (Greater(ACC, M("b", "acc", "%"), claimed=1.5), R.REPRODUCED),  # a difference of accuracies above 100 pts
+    (R.Share(M("a", "perfect"), 0.99), R.REPRODUCED),    # 5 of 5 cannot clear 99% at 0.005
+])
+def test_a_check_that_cannot_go_both_ways_is_found(leaf, missing):
+    assert missing not in reachable_outcomes(leaf, R.ALPHA, 5)
+
+
+def test_every_registered_check_can_hold_and_can_fail():
+    """A check that cannot fail is a defect (and one that cannot hold decides nothing): every decided part of
+    every registered rule, at every profile, holds on some values its metrics can take and fails on others,
+    on the number of seeds its claim's case runs at that profile."""
+    from tests_support import registered_cases
+
+    cases = registered_cases()
+    checked = 0
+    for (cid, var), by_profile in sorted(RULES.items()):
+        for profile, d in by_profile.items():
+            n = cases[(cid, var)].budgets[profile].seeds
+            for leaf in d.rule.leaves():
+                if isinstance(leaf, NotDecided):
+                    continue
+                got = reachable_outcomes(leaf, d.alpha, n)
+                assert {R.REPRODUCED, R.NOT_REPRODUCED} <= got, (cid, var, profile, leaf.render(d.alpha), got)
+                checked += 1
+    assert checked > 100

@@ -1,8 +1,23 @@
-"""Helpers the tests share: a store filled with runs and verdict records that name them."""
+"""Helpers the tests share: a store filled with runs and verdict records that name them; the claim cases the
+benchmark modules register."""
+import importlib
+from pathlib import Path
+
 from harness import decide, rulebook
 from harness.version import DECISION_VERSION
-from harness.claims import CATALOGUE
+from harness.claims import CATALOGUE, Case
 from harness.store import Store
+
+
+def registered_cases() -> dict[tuple[str, str], Case]:
+    """Every claim case the benchmark modules define, by (claim id, variant): their budgets per profile."""
+    cases = {}
+    for path in sorted((Path(__file__).resolve().parent.parent / "benchmarks").glob("test_*.py")):
+        module = importlib.import_module(f"benchmarks.{path.stem}")
+        for value in vars(module).values():
+            if isinstance(value, list) and value and all(isinstance(c, Case) for c in value):
+                cases.update({(c.claim_id, c.variant): c for c in value})
+    return cases
 
 
 def decided(store: Store, claim_id: str, arms: dict[str, list[dict]], *, variant="", profile="cpu", verdict="?",
