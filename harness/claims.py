@@ -185,6 +185,17 @@ CATALOGUE: dict[str, Claim] = {c.id: c for c in [
 ]}
 
 
+# A claim that something is not learned (counting stays near chance) holds trivially wherever the network
+# learns nothing at all, as a scaled-down analogue may. Such a claim is shown beside its positive control: a
+# claim of the same network, recipe and scale saying that it does learn; the first means more where the
+# second holds. Claim id -> (its positive control, what the control runs).
+POSITIVE_CONTROLS: dict[str, tuple[str, str]] = {
+    "counting_45to50_near_chance": ("counting_1to5_baseline_86pct",
+                                    "the same network, recipe and scale counting 1-5 circles after the same "
+                                    "frozen stage"),
+}
+
+
 def register_family(name: str, title: str, **facts) -> None:
     """A claim family from outside the package (a plugin or a test module): its report page is ``<name>.md``;
     ``facts`` are the other fields of :class:`Family`."""
