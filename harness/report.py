@@ -29,7 +29,7 @@ from harness.profiles import PROFILES
 from harness.records import figure_from_dict, legend_line
 from harness.sections import seed_text, wall_seconds, md_table, precision_control_section, variance_section
 from harness.verdicts import (PROFILE_ORDER, UNCONFIRMED, analogue_setting, is_analogue, parts_text,
-                              positive_control_note, verdict_label, claim_rows, collect, worded)
+                              read_beside, verdict_label, claim_rows, collect, worded)
 from harness.rulebase import _pct
 from harness.rulebook import HYPOTHESES, PRE_DATA, decision, stochastic_rows
 from harness.store import STORE_FILE, Store, StoreCorruptError
@@ -82,9 +82,9 @@ INTRO = ("Rules are registered in `harness/rulebook.py`. A verdict depends on it
          "pages, never deciding.\n"
          "- **Analogues**: where a profile cannot reach the posts' scale, a declared analogue rule decides a "
          "smaller version of the claim. Its outcome is the analogue's (*analogue held / failed / inconclusive*); the "
-         "posts' claim itself is then *not tested at this profile*. Tallies count the two apart. A claim that "
-         "something is not learned is shown with its positive control's verdict (the same setup learning): it "
-         "holds wherever nothing is learned.\n"
+         "posts' claim itself is then *not tested at this profile*. Tallies count the two apart. A check that a "
+         "network which learns little passes anyway (near chance, short of the posts' level) is shown beside the "
+         "claim that tells how much it says, with that claim's verdict.\n"
          "- *rule revised after data*: the rule changed after runs for the claim existed; the family page shows "
          "the earlier rule and every verdict the claim has had.\n")
 
@@ -261,10 +261,9 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                             cost = _full_cost(claim.family)
                             if cost:
                                 out.append(f"- {cost}")
-                control = positive_control_note(claim.id, rows[profile])
-                if control:
-                    out.append(f"- read beside {control}. A claim that something is not learned holds wherever "
-                               "nothing is; it says more where its control holds")
+                beside = read_beside(claim.id, rows[profile])
+                if beside:
+                    out.append(f"- {beside}")
                 for e in PRE_DATA.get((claim.id, rec.get("variant", "")), []):
                     now = decision(claim.id, rec.get("variant", ""), e.profile)  # registered (tests/test_decision)
                     out.append(f"- rule at the {e.profile} profile changed on {e.changed}, before any run there (so "

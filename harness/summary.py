@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from harness.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED
-from harness.verdicts import positive_control_note, worded
+from harness.verdicts import read_beside, worded
 
 EXPORT_FIELDS = ("claim_id", "variant", "profile", "verdict", "outcome", "decided_by", "identity", "rule_hash",
                  "decision_version", "alpha", "ours", "n", "seeds", "recorded_at")
@@ -119,9 +119,9 @@ def learned(rows: list[dict], setting) -> list[str]:
         scale = f" (scaled-down analogue: {where})" if where else ""
         name, value = headline_parts(rec, 60)
         line = f"{what}{scale}: ours, {name}: {value}" if name else f"{what}{scale}: ours {value}"
-        control = positive_control_note(c.id, rows)
-        if control:
-            line += f" ({control})"
+        beside = read_beside(c.id, rows)
+        if beside:
+            line += f" ({beside})"
         key = {REPRODUCED: "held", NOT_REPRODUCED: "failed"}.get(rec["verdict"], "open")
         groups[key].append(line)
     out = []

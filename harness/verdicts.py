@@ -5,7 +5,7 @@ rendered from these by ``harness.report``; the terminal comparison reads them th
 """
 from __future__ import annotations
 
-from harness.claims import POSITIVE_CONTROLS, Claim
+from harness.claims import READ_BESIDE, Claim
 from harness.decide import as_fields, derive_profile, history, latest_decided, record_version
 from harness.rulebook import decision
 from harness.rules import combine
@@ -195,11 +195,11 @@ def claim_rows(rows: dict[tuple[str, str], dict], profile: str, claims: list[Cla
     return out
 
 
-def positive_control_note(claim_id: str, rows: list[dict]) -> str:
-    """The claim's positive control (``harness.claims.POSITIVE_CONTROLS``) and its verdict among ``rows`` (the
-    ``claim_rows`` of the same profile), in words; '' where the claim has none."""
-    if claim_id not in POSITIVE_CONTROLS:
+def read_beside(claim_id: str, rows: list[dict]) -> str:
+    """The claim to read beside this one (``harness.claims.READ_BESIDE``), why, and its verdict among ``rows``
+    (the ``claim_rows`` of the same profile), in words; '' where the claim has none."""
+    if claim_id not in READ_BESIDE:
         return ""
-    control, what = POSITIVE_CONTROLS[claim_id]
-    row = next(r for r in rows if r["claim"].id == control)
-    return f"its positive control `{control}` ({what}): {verdict_label(row['rec'])}"
+    other, why = READ_BESIDE[claim_id]
+    row = next(r for r in rows if r["claim"].id == other)
+    return f"read beside `{other}` ({why}): {verdict_label(row['rec'])}"

@@ -407,26 +407,24 @@ def test_the_precision_control_words_an_analogue_s_outcome_as_the_analogue_s(tmp
     assert "The rule gives **analogue held** on the bf16 runs and **analogue held** with the fp32 run" in text
 
 
-def test_a_claim_that_nothing_is_learned_is_shown_beside_its_positive_control(tmp_path):
+def test_a_check_that_passes_where_little_is_learned_is_shown_beside_the_claim_that_tells(tmp_path):
     """Counting 45-50 "stays near chance" holds wherever the network learns nothing at all; its page and its
-    lesson on the index name the claim of the same setup that says it does learn, with that claim's verdict."""
-    from harness.claims import POSITIVE_CONTROLS
+    lesson on the index name its positive control (the same setup counting 1-5) with that claim's verdict."""
+    from harness.claims import READ_BESIDE
 
-    for claim_id, (control, what) in POSITIVE_CONTROLS.items():
-        assert claim_id in CATALOGUE and control in CATALOGUE and control != claim_id and what
+    for claim_id, (other, why) in READ_BESIDE.items():
+        assert claim_id in CATALOGUE and other in CATALOGUE and other != claim_id and why
     store = Store(tmp_path / "store")
     chance = [{"acc_stage1": 0.17 + i / 100, "best_acc_last_stage": 0.2 + i / 100} for i in range(5)]
     decided(store, "counting_45to50_near_chance", {"part1_large": chance})
     report.build(tmp_path / "store", tmp_path / "out")
-    control = "its positive control `counting_1to5_baseline_86pct` (the same network"
-    assert f"- read beside {control}" in (tmp_path / "out" / "counting.md").read_text()
-    assert "not run" in (tmp_path / "out" / "counting.md").read_text().split(control)[1].split("\n")[0]
+    beside = "read beside `counting_1to5_baseline_86pct` (its positive control: the same network"
+    line = (tmp_path / "out" / "counting.md").read_text().split(f"- {beside}")[1].split("\n")[0]
+    assert line.endswith("near chance holds wherever nothing is learned): not run (pending)")
     decided(store, "counting_1to5_baseline_86pct", {"part1_small": [{"acc_stage1": 0.3 + i / 100} for i in range(5)]})
     report.build(tmp_path / "store", tmp_path / "out")
     index, page = ((tmp_path / "out" / name).read_text() for name in ("README.md", "counting.md"))
     held = index.split("**Held.**")[1].split("\n")[0]
-    assert "Counting 45-50 circles stays near chance" in held and f"({control}" in held
-    assert held.split(control)[1].split(")")[1].startswith(": analogue failed")
-    assert page.split(f"- read beside {control}")[1].split("\n")[0].endswith(
-        "frozen stage): analogue failed. A claim that something is not learned holds wherever nothing is; it says "
-        "more where its control holds")
+    assert "Counting 45-50 circles stays near chance" in held and f"({beside}" in held
+    assert "nothing is learned): analogue failed)" in held.split(beside)[1]
+    assert page.split(f"- {beside}")[1].split("\n")[0].endswith("nothing is learned): analogue failed")
