@@ -197,9 +197,7 @@ def claim_rows(rows: dict[tuple[str, str], dict], profile: str, claims: list[Cla
 
 def read_beside(claim_id: str, rows: list[dict]) -> str:
     """The claim to read beside this one (``harness.claims.READ_BESIDE``), why, and its verdict among ``rows``
-    (the ``claim_rows`` of the same profile), in words; '' where the claim has none."""
-    if claim_id not in READ_BESIDE:
-        return ""
-    other, why = READ_BESIDE[claim_id]
-    row = next(r for r in rows if r["claim"].id == other)
-    return f"read beside `{other}` ({why}): {verdict_label(row['rec'])}"
+    (the ``claim_rows`` of the same profile), in words; '' where the claim has none or ``rows`` lack it."""
+    other, why = READ_BESIDE.get(claim_id, ("", ""))
+    row = next((r for r in rows if r["claim"].id == other), None)
+    return f"read beside `{other}` ({why}): {verdict_label(row['rec'])}" if row else ""
