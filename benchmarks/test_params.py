@@ -130,7 +130,7 @@ def _param_table(ctx: ClaimContext, *, name: str, posts, shape_in: tuple, build:
         return {"rows": rows, "errata": errata, "weights": weights, "biases": biases,
                 "metrics": {"weight_rows_differing": bad_w, "shape_rows_differing": bad_s, "built_weights": weights}}
 
-    run = ctx.run("table", 0, measure)
+    run = ctx.run("table", ctx.seeds[0], measure)
     matching = [str(r[0]) for r in run["rows"] if r[-1] == "yes"]
     ctx.decide(
         {"table": [run]},

@@ -388,9 +388,11 @@ class ClaimContext:
         fields = D.as_fields(derived)
         fields["rule"] = D.rule_for(*key, self.profile).rule.to_dict()
         # confirmatory: exactly the draw of the seed count registered for the claim (its budget), never seeds
-        # given by hand, nor a longer prefix of the draw (more seeds after an open verdict is optional stopping)
+        # given by hand, nor a longer prefix of the draw (more seeds after an open verdict is optional stopping),
+        # and every deciding run on a seed of that draw (a run on another seed could have existed before the rule)
         wanted = D.confirmatory_seeds(self.case.claim_id, self.profile, self.budget.seeds)
-        fields["exploratory"] = self.bench.seeds is not None or tuple(self.seeds) != wanted
+        off_draw = {r.get("seed") for runs in arms.values() for r in runs} - set(wanted)
+        fields["exploratory"] = self.bench.seeds is not None or tuple(self.seeds) != wanted or bool(off_draw)
         if fields["verdict"] == NOT_RUN:
             fields["not_run_reason"] = "profile"
         if control:

@@ -24,7 +24,7 @@ from pathlib import Path
 from harness import stability
 from harness.claims import CATALOGUE, FAMILY
 from harness.estimate import UTILISATION, peak_of
-from harness.decide import confirmatory_seeds, is_current, run_index
+from harness.decide import confirmatory_seeds, is_current, latest_decided, run_index
 from harness.profiles import PROFILES
 from harness.records import figure_from_dict, legend_line
 from harness.sections import seed_text, wall_seconds, md_table, precision_control_section, variance_section
@@ -440,6 +440,13 @@ def verify(store_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[str
             if r.get("decision_version") and _newer(r["decision_version"], DECISION_VERSION):
                 problems.append(f"{store_dir}: a verdict of {r['claim_id']} was decided by decision version "
                                 f"{r['decision_version']}, newer than this code's {DECISION_VERSION}")
+    for profile in sorted({r["profile"] for r in records if r.get("kind") == "verdict"}):
+        for (cid, var), r in latest_decided(records, profile).items():  # what the pages show as deciding
+            off = sorted({runs[i].get("seed") for ids in r["arms"].values() for i in ids if i in runs}
+                         - set(r.get("seeds") or ()), key=str)
+            if off:
+                problems.append(f"{store_dir}: the verdict of {cid} {var} ({profile}, {r.get('recorded_at', '')}) is "
+                                f"decided by runs on seeds outside its draw: {', '.join(map(str, off[:5]))}")
     return problems
 
 

@@ -126,6 +126,41 @@ def test_only_the_draw_of_the_registered_seed_count_decides(tmp_path, monkeypatc
     assert current[("ltfn9_checkpoint_184mb", "holds")]["seeds"] == list(registered)
 
 
+FIXED_SEED_TESTS = textwrap.dedent('''
+    import pytest
+    from harness import rulebook
+    from harness.claims import Case
+    from harness.profiles import Budget
+    from harness.rulebook import Decision
+    from harness.rules import AtLeast, M
+
+    for variant in ("seed-0", "drawn"):
+        rulebook.RULES[("ltfn9_checkpoint_184mb", variant)] = {p: Decision(AtLeast(M("arm", "v"), 0.0, stat="each"))
+                                                               for p in ("cpu", "full")}
+    ONE = {p: Budget(seeds=1) for p in ("smoke", "cpu", "full")}
+
+    @pytest.mark.parametrize("case", [Case("ltfn9_checkpoint_184mb", ONE, v) for v in ("seed-0", "drawn")], ids=str)
+    def test_claim(case, claimbench):
+        ctx = claimbench.start(case)
+        seed = 0 if case.variant == "seed-0" else ctx.seeds[0]  # a deterministic run keyed to a fixed seed, or not
+        ctx.decide({"arm": [ctx.run("arm", seed, lambda: {"metrics": {"v": 1.0}})]})
+''')
+
+
+def test_a_run_on_a_seed_outside_the_draw_decides_nothing(tmp_path):
+    """A run on a seed the rule did not draw could have existed before the rule (seed 0 did, for every
+    claim), so a verdict resting on one is exploratory even where the seed list is the registered draw."""
+    r = _run(tmp_path, "--profile", "cpu", "--precision", "fp32", tests=FIXED_SEED_TESTS)
+    assert r.returncode == 0, r.stdout + r.stderr
+    recs = _records(tmp_path)
+    verdicts = {v["variant"]: v for v in recs if v["kind"] == "verdict"}
+    drawn = tuple(verdicts["drawn"]["seeds"])  # the subprocess's draw (its rules are the demo's)
+    assert len(drawn) == 1 and drawn != (0,)
+    assert {k: (tuple(v["seeds"]), v["exploratory"], v["verdict"]) for k, v in verdicts.items()} == {
+        "seed-0": (drawn, True, "reproduced"), "drawn": (drawn, False, "reproduced")}
+    assert sorted(r["seed"] for r in recs if r["kind"] == "run") == sorted([0, drawn[0]])
+
+
 def test_posts_pretrained_claim_runs_with_a_weights_file(tmp_path):
     """The fastai claims' real path with ImageNet weights, fed a ResNet-34 state dict saved here (the real
     weights cannot be downloaded offline): without it the smoke profile runs the cpu profile's Lite0; with it

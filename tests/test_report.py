@@ -194,6 +194,25 @@ def test_verify_fails_when_a_verdict_is_stored_as_confirmatory_on_seeds_its_rule
     assert len(problems) == 1 and "confirmatory on seeds its rules did not draw: 0, 1" in problems[0], problems
 
 
+def test_verify_fails_when_the_deciding_verdict_rests_on_runs_outside_its_draw(tmp_path):
+    """The seed list of a record can be its draw while a run it names is on another seed (a deterministic run
+    keyed to seed 0, say): such a run could have existed before the rule, so the page must not rest on it."""
+    store = Store(tmp_path / "store")
+    metrics = {"size_mib": 183.84, "overhead_bytes": 27915}
+    good = decided(store, "ltfn9_checkpoint_184mb", {"checkpoint": [metrics] * 2}, verdict="reproduced")
+    report.build(tmp_path / "store", tmp_path / "out")
+    assert report.verify(tmp_path / "store", tmp_path / "out") == []
+    early = store.append({"kind": "run", "run_id": "seed-0-run", "claim_id": "exp", "arm": "checkpoint", "seed": 0,
+                          "profile": "cpu", "status": "finished", "metrics": metrics, "wall_s": 1.0})
+    later = {k: v for k, v in good.items() if k != "_sha"}
+    later.update(arms={"checkpoint": [good["arms"]["checkpoint"][0], early["run_id"]]},
+                 recorded_at="2026-11-29T00:00:00+00:00")
+    store.append(later)
+    report.build(tmp_path / "store", tmp_path / "out")  # the pages agree with the store: only a run's seed lies
+    problems = report.verify(tmp_path / "store", tmp_path / "out")
+    assert len(problems) == 1 and "decided by runs on seeds outside its draw: 0" in problems[0], problems
+
+
 def test_a_later_failed_setup_never_replaces_a_decided_verdict(tmp_path):
     store = fill(tmp_path / "store")
     not_run(store, "ltfn8_mnist_vgg_979_vs_973", "data")
