@@ -28,12 +28,12 @@ from benchmarks.convnet import OPTIMIZERS, acc_of, budgets, trained_seeds
 from fixtures.surfaces import BEALE_MINIMUM, beale, log_contour_grid, trajectory
 from harness import stats
 from harness.claims import Case
-from harness.profiles import Budget
+from harness.profiles import Budget, NoNetwork
 from harness.claim import ClaimBench
 from harness.records import Lines, Paths, Strip, Table, accuracy_bands
 
 START = (1.0, 1.5)
-SAME = Budget(seeds=1, deviation="")  # deterministic and cheap: every profile runs the posts' setup
+SAME = Budget(seeds=1, settings=NoNetwork())  # deterministic and cheap: every profile runs the posts' setup
 BUDGETS = {"smoke": SAME, "cpu": SAME, "full": SAME}
 SUBCLAIMS = ("sgd_slow", "momentum_overshoots", "adam_balance")
 CASES = [Case("ltfn7_optimizer_2d_comparison", BUDGETS, variant=f"{sub}-{steps}steps",

@@ -26,7 +26,7 @@ import torch
 
 from fixtures.models import count_weights, layer_table, make_modified_vgg, make_vgg16
 from harness.claims import Case
-from harness.profiles import Budget, Scale
+from harness.profiles import Budget, NoNetwork, Scale
 from harness.seeding import seed_all
 from harness.train import TrainConfig, train
 from harness.claim import ClaimBench, ClaimContext, run_case
@@ -64,7 +64,7 @@ POSTS_MODIFIED_WEIGHTS = 16_062_144  # the sum of the posts' own rows
 # float32, Adam's m and v for each, and Adam's two beta-power scalars (docs/claims.md D7).
 TF_CHECKPOINT_BYTES = 192_813_440
 
-SAME = Budget(seeds=1)
+SAME = Budget(seeds=1, settings=NoNetwork())  # counts on the meta device: no network trained
 
 
 @dataclass(frozen=True)

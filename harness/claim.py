@@ -22,7 +22,7 @@ from harness import decide as D
 from harness.device import (Precision, active_precision, environment, environment_hash, precision_override,
                             threads_per_worker)
 from harness.executors import PendingRun, RemoteContext, WorkerSetup
-from harness.profiles import Budget, Scale, seeds_for
+from harness.profiles import Budget, NoNetwork, Scale, seeds_for
 from harness.records import Figure, Ref, Table, as_stored
 from harness.rulebook import decision
 from harness.rules import NotDecided
@@ -203,12 +203,15 @@ class ClaimContext:
     def numerics(self) -> Precision:
         """The precision this claim trains at: the session's, except that where ``--precision auto`` chose bf16 on
         a CPU and the claim's network is slower in bf16 there (``Scale.cpu_bf16``: EfficientNet-Lite0's
-        depthwise convolutions), fp32 (the posts' numerics, and faster). An explicit ``--precision bf16`` is
-        kept; on CUDA bf16 is kept."""
+        depthwise convolutions), fp32 (the posts' numerics, and faster); and fp32 on every device for a claim
+        that trains no network (``NoNetwork``). An explicit ``--precision bf16`` is kept; otherwise on CUDA bf16
+        is kept."""
         p = getattr(self.bench, "precision", None)
         if p is None:  # a stand-in bench without a session (a test's): whatever precision is active
             return active_precision()
         settings = getattr(self.budget, "settings", None)
+        if p.auto and p.on(self.device) == "bf16" and isinstance(settings, NoNetwork):
+            return replace(p, mode="fp32", note="auto: fp32, no network trained")
         if (p.auto and self.device.type == "cpu" and p.on(self.device) == "bf16"
                 and isinstance(settings, Scale) and not settings.cpu_bf16()):
             return replace(p, mode="fp32", note="auto: fp32 for this network, slower in bf16 on the CPU")

@@ -108,6 +108,13 @@ class Scale:
 
 
 @dataclass(frozen=True)
+class NoNetwork(Scale):
+    """The (empty) knobs of a claim that trains no network: a closed-form trajectory, a count of a network's
+    parameters. bf16 autocast buys such a computation nothing, so ``--precision auto`` keeps the posts' fp32 for
+    it on every device (``ClaimContext.numerics``), and its page does not say it trained under bf16."""
+
+
+@dataclass(frozen=True)
 class Budget:
     """What one claim may spend under one profile.
 

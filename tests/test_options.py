@@ -294,3 +294,24 @@ def test_auto_keeps_fp32_for_a_network_slower_in_bf16_on_the_cpu():
     assert numerics(auto, cpu, test_transfer.SCALE["cpu"]) is auto  # the from-scratch ResNet-10 gains from bf16
     assert numerics(auto, cpu, {"arch": "efficientnet_lite0"}) is auto  # a plain mapping declares nothing
     assert dev.resolve_precision("auto", cpu).auto and not dev.resolve_precision("bf16", cpu).auto
+
+
+def test_auto_keeps_fp32_where_no_network_is_trained():
+    """The Beale trajectories and the parameter tables train nothing: auto keeps fp32 for them on any device, so
+    their pages do not name bf16 autocast as a deviation from the posts (they did, after a bf16 session)."""
+    from types import SimpleNamespace
+
+    from benchmarks import test_optimizers, test_params
+    from harness import device as dev
+    from harness.claim import ClaimContext
+
+    auto = dev.Precision("bf16", "auto: this CPU has amx_bf16", auto=True)
+    for budget in (test_optimizers.SAME, test_params.SAME):
+        for device in (torch.device("cpu"), torch.device("cuda")):
+            ctx = ClaimContext(SimpleNamespace(precision=auto, device=device), case=None, budget=budget, seeds=(0,))
+            assert ctx.numerics.mode == "fp32" and "no network" in ctx.numerics.note
+            assert "bf16" not in ctx._deviation()
+        named = ClaimContext(SimpleNamespace(precision=dev.Precision("bf16"), device=torch.device("cpu")),
+                             case=None, budget=budget, seeds=(0,))
+        assert named.numerics.mode == "bf16"  # asked for by name: kept
+    assert budget.as_config() == Budget().as_config()  # the runs' config (and so their keys) is unchanged
