@@ -210,11 +210,11 @@ class ClaimContext:
         if p is None:  # a stand-in bench without a session (a test's): whatever precision is active
             return active_precision()
         settings = getattr(self.budget, "settings", None)
-        if p.auto and p.on(self.device) == "bf16" and isinstance(settings, NoNetwork):
-            return replace(p, mode="fp32", note="auto: fp32, no network trained")
-        if (p.auto and self.device.type == "cpu" and p.on(self.device) == "bf16"
-                and isinstance(settings, Scale) and not settings.cpu_bf16()):
-            return replace(p, mode="fp32", note="auto: fp32 for this network, slower in bf16 on the CPU")
+        if p.auto and p.on(self.device) == "bf16":
+            if isinstance(settings, NoNetwork):
+                return replace(p, mode="fp32", note="auto: fp32, no network trained")
+            if self.device.type == "cpu" and isinstance(settings, Scale) and not settings.cpu_bf16():
+                return replace(p, mode="fp32", note="auto: fp32 for this network, slower in bf16 on the CPU")
         return p
 
     def run(self, arm: str, seed: int, fn: Callable[[], dict], config: dict | None = None,

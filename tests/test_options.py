@@ -314,4 +314,5 @@ def test_auto_keeps_fp32_where_no_network_is_trained():
         named = ClaimContext(SimpleNamespace(precision=dev.Precision("bf16"), device=torch.device("cpu")),
                              case=None, budget=budget, seeds=(0,))
         assert named.numerics.mode == "bf16"  # asked for by name: kept
-    assert budget.as_config() == Budget().as_config()  # the runs' config (and so their keys) is unchanged
+    for budget in (test_optimizers.SAME, test_params.SAME):  # the runs' config (and so their keys) is unchanged
+        assert budget.as_config() == Budget().as_config()
