@@ -29,7 +29,7 @@ from harness.profiles import PROFILES
 from harness.records import figure_from_dict, legend_line
 from harness.sections import seed_text, wall_seconds, md_table, precision_control_section, variance_section
 from harness.verdicts import (PROFILE_ORDER, UNCONFIRMED, analogue_setting, is_analogue, parts_text,
-                              read_beside, verdict_label, claim_rows, collect, worded)
+                              read_beside, verdict_label, claim_rows, collect, history_kind, worded)
 from harness.rulebase import _pct
 from harness.rulebook import HYPOTHESES, PRE_DATA, decision, stochastic_rows
 from harness.store import STORE_FILE, Store, StoreCorruptError
@@ -311,8 +311,7 @@ def render_family(family: str, by_profile: dict[str, dict], runs_by_experiment: 
                                           "what changed"],
                                          [[h["recorded_at"][:16], h["commit"], h["identity"], f"v{h['version']}",
                                            seed_text(h["seeds"]),
-                                           ("current" if h["current"] else "confirmatory" if h["confirmatory"]
-                                            else "exploratory"),
+                                           history_kind(h),
                                            h["outcome"], h["changed"]]
                                           for h in rec["history"]]) + "\n")
                 for t in rec.get("tables", []):

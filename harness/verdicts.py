@@ -6,7 +6,7 @@ rendered from these by ``harness.report``; the terminal comparison reads them th
 from __future__ import annotations
 
 from harness.claims import READ_BESIDE, Claim
-from harness.decide import as_fields, derive_profile, history, latest_decided, record_version
+from harness.decide import as_fields, derive_profile, history, latest_decided, record_version, run_index
 from harness.rulebook import decision
 from harness.rules import combine
 from harness.verdict import INCONCLUSIVE, LABELS, NOT_REPRODUCED, NOT_RUN, REPRODUCED
@@ -48,11 +48,13 @@ def recorded_label(rec: dict) -> str:
     return worded(rec["verdict"], rec.get("decided_by") == ANALOGUE_DECIDER)
 
 
-def labelled_history(mine: list[dict], claim_id: str, variant: str, profile: str) -> list[dict]:
-    """``decide.history`` with each row's outcome in words (``recorded_label`` of the record it came from), and a
+def labelled_history(mine: list[dict], claim_id: str, variant: str, profile: str,
+                     runs: dict[str, dict] | None = None) -> list[dict]:
+    """``decide.history`` with each row's outcome in words (``recorded_label`` of the record it came from), a
     change of the experiment's scale (its budget: images, epochs, network) said where the rule identity, which
-    does not cover it, stayed the same. ``mine``: the claim's own verdict records at the profile, oldest first
-    (``collect`` groups them once)."""
+    does not cover it, stayed the same, and ``off_draw``: the seeds of the record's runs (``runs``, the store's
+    run index) outside its seed list, which no confirmatory verdict may rest on. ``mine``: the claim's own
+    verdict records at the profile, oldest first (``collect`` groups them once)."""
     by_time = {r.get("recorded_at", ""): r for r in mine}
     moves: dict[str, set[str]] = {}
     for rec, _, moved in scale_changes([r for r in mine if r.get("arms")]):
@@ -64,8 +66,18 @@ def labelled_history(mine: list[dict], claim_id: str, variant: str, profile: str
         if moved:
             said = "" if row["changed"].startswith("nothing") else row["changed"] + "; "
             row["changed"] = said + f"**experiment scale** ({', '.join(moved)})"
+        row["off_draw"] = sorted({(runs or {}).get(i, {}).get("seed") for i in h["run_ids"]} - set(h["seeds"])
+                                 - {None}, key=str)
         rows.append(row)
     return rows
+
+
+def history_kind(h: dict) -> str:
+    """A history row's standing: its runs off its seed list (so it decides nothing, whatever it was stored as),
+    current (today's identity, confirmatory), confirmatory under an earlier identity, or exploratory."""
+    if h.get("off_draw") and h["confirmatory"]:
+        return f"runs on seed {', '.join(map(str, h['off_draw']))}, off its draw"
+    return "current" if h["current"] else "confirmatory" if h["confirmatory"] else "exploratory"
 
 
 def scale_changes(records: list[dict]) -> list[tuple[dict, dict, list[str]]]:
@@ -139,6 +151,7 @@ def collect(records: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
         else:
             attempt[key] = r
     profiles = sorted({k[0] for k in list(decided) + list(attempt)}, key=PROFILE_ORDER.index)
+    runs = run_index(records)
     for profile in profiles:
         derived = derive_profile(records, profile)
         current = latest_decided(records, profile)
@@ -156,7 +169,7 @@ def collect(records: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
             if profile == "smoke":
                 row["verdict"], row["not_run_reason"] = NOT_RUN, "profile"
             row["attempt"] = attempt.get((p, cid, var))
-            row["history"] = labelled_history(own[(p, cid, var)], cid, var, profile) if profile != "smoke" else []
+            row["history"] = labelled_history(own[(p, cid, var)], cid, var, profile, runs) if profile != "smoke" else []
             rows[(cid, var)] = row
         for (p, cid, var), rec in attempt.items():
             if p == profile and (cid, var) not in rows:

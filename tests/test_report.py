@@ -211,6 +211,9 @@ def test_verify_fails_when_the_deciding_verdict_rests_on_runs_outside_its_draw(t
     report.build(tmp_path / "store", tmp_path / "out")  # the pages agree with the store: only a run's seed lies
     problems = report.verify(tmp_path / "store", tmp_path / "out")
     assert len(problems) == 1 and "decided by runs on seeds outside its draw: 0" in problems[0], problems
+    kinds = [line.split("|")[6].strip() for line in (tmp_path / "out" / "params.md").read_text().splitlines()
+             if line.startswith("| 2026-11-2")]  # the verdict history: the record on seed 0 is named so
+    assert kinds == ["current", "runs on seed 0, off its draw"], kinds
 
 
 def test_a_later_failed_setup_never_replaces_a_decided_verdict(tmp_path):
