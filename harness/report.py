@@ -29,7 +29,7 @@ from harness.profiles import PROFILES
 from harness.records import figure_from_dict, legend_line
 from harness.sections import seed_text, wall_seconds, md_table, precision_control_section, variance_section
 from harness.verdicts import (PROFILE_ORDER, UNCONFIRMED, analogue_setting, is_analogue, parts_text,
-                              read_beside, verdict_label, claim_rows, collect, history_kind, worded)
+                              read_beside, verdict_label, claim_rows, collect, history_kind, off_draw, worded)
 from harness.rulebase import _pct
 from harness.rulebook import HYPOTHESES, PRE_DATA, decision, stochastic_rows
 from harness.store import STORE_FILE, Store, StoreCorruptError
@@ -441,8 +441,7 @@ def verify(store_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[str
                                 f"{r['decision_version']}, newer than this code's {DECISION_VERSION}")
     for profile in sorted({r["profile"] for r in records if r.get("kind") == "verdict"}):
         for (cid, var), r in latest_decided(records, profile).items():  # what the pages show as deciding
-            off = sorted({runs[i].get("seed") for ids in r["arms"].values() for i in ids if i in runs}
-                         - set(r.get("seeds") or ()), key=str)
+            off = off_draw([i for ids in r["arms"].values() for i in ids], r.get("seeds"), runs)
             if off:
                 problems.append(f"{store_dir}: the verdict of {cid} {var} ({profile}, {r.get('recorded_at', '')}) is "
                                 f"decided by runs on seeds outside its draw: {', '.join(map(str, off[:5]))}")

@@ -48,8 +48,14 @@ def recorded_label(rec: dict) -> str:
     return worded(rec["verdict"], rec.get("decided_by") == ANALOGUE_DECIDER)
 
 
+def off_draw(run_ids, seeds, runs: dict[str, dict]) -> list:
+    """The seeds of the runs ``run_ids`` (looked up in ``runs``, the store's run index; a missing one is left
+    out) outside a verdict's seed list ``seeds``: a confirmatory verdict may rest on none."""
+    return sorted({runs[i].get("seed") for i in run_ids if i in runs} - set(seeds or ()), key=str)
+
+
 def labelled_history(mine: list[dict], claim_id: str, variant: str, profile: str,
-                     runs: dict[str, dict] | None = None) -> list[dict]:
+                     runs: dict[str, dict]) -> list[dict]:
     """``decide.history`` with each row's outcome in words (``recorded_label`` of the record it came from), a
     change of the experiment's scale (its budget: images, epochs, network) said where the rule identity, which
     does not cover it, stayed the same, and ``off_draw``: the seeds of the record's runs (``runs``, the store's
@@ -66,8 +72,7 @@ def labelled_history(mine: list[dict], claim_id: str, variant: str, profile: str
         if moved:
             said = "" if row["changed"].startswith("nothing") else row["changed"] + "; "
             row["changed"] = said + f"**experiment scale** ({', '.join(moved)})"
-        row["off_draw"] = sorted({(runs or {}).get(i, {}).get("seed") for i in h["run_ids"]} - set(h["seeds"])
-                                 - {None}, key=str)
+        row["off_draw"] = off_draw(h["run_ids"], h["seeds"], runs)
         rows.append(row)
     return rows
 
